@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up everything, then runs every test: the Rust core natively (cargo test),
+# the wasm layer in Node (wasm-pack test --node), and the JavaScript integration
+# tests against a real HTTP server on 127.0.0.1.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+printf '\033[1m[test]\033[0m cargo test (native core)\n'
+cargo test --quiet
+
+printf '\033[1m[test]\033[0m wasm-pack test --node (wasm layer)\n'
+wasm-pack --quiet test --node
+
+printf '\033[1m[test]\033[0m node --test (JavaScript integration)\n'
+node --test --test-timeout=120000 tests/js/

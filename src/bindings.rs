@@ -1,0 +1,679 @@
+//! The wasm-bindgen layer: drives the [`Engine`] with the JavaScript host.
+//!
+//! The host object (built by `js/exporter.js`) supplies `fetch`, the storage
+//! adapter, the clock, sleeps, wake-ups and the logger. This layer performs what
+//! the engine asks for and reports back; it makes no retry decision of its own.
+//! Payload bytes stay in JavaScript (`Uint8Array` handles): they enter wasm memory
+//! only in 64 KiB pieces to be checksummed when spooled and when read back.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{AbortSignal, Url};
+
+use crate::classify::Attempt;
+use crate::engine::{DrainStep, Engine, ExportJob, ExportStep, Outcome, Sent, Ticket};
+use crate::log::Level;
+use crate::policy::{OptionError, Policy, NUMERIC_OPTIONS};
+use crate::record::{Checksum, RecordHeader, MAX_CONTENT_TYPE_LEN, MAX_HEADER_LEN, MAX_URL_LEN};
+use crate::spool::{self, RecordId};
+
+#[wasm_bindgen]
+extern "C" {
+    /// What the JavaScript shim supplies. Storage methods may return values or
+    /// promises, and may throw: every result goes through `settle`.
+    pub type Host;
+    #[wasm_bindgen(method, catch)]
+    fn fetch(this: &Host, url: &str, init: &Object) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = storageGet)]
+    fn storage_get(this: &Host, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = storagePut)]
+    fn storage_put(this: &Host, key: &str, value: &Uint8Array) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = storageDelete)]
+    fn storage_delete(this: &Host, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = storageList)]
+    fn storage_list(this: &Host, prefix: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter, js_name = maxValueBytes)]
+    fn max_value_bytes(this: &Host) -> Option<f64>;
+    #[wasm_bindgen(method)]
+    fn now(this: &Host) -> f64;
+    #[wasm_bindgen(method)]
+    fn sleep(this: &Host, ms: f64) -> Promise;
+    #[wasm_bindgen(method)]
+    fn schedule(this: &Host, at_ms: f64);
+    #[wasm_bindgen(method)]
+    fn cancel(this: &Host);
+    #[wasm_bindgen(method, catch)]
+    fn warn(this: &Host, message: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn error(this: &Host, message: &str) -> Result<(), JsValue>;
+
+    /// A fetch `Response`, read structurally so any fetch implementation works.
+    type FetchResponse;
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &FetchResponse) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn headers(this: &FetchResponse) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &FetchResponse) -> JsValue;
+
+    type HeaderLookup;
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &HeaderLookup, name: &str) -> Result<JsValue, JsValue>;
+
+    type Cancelable;
+    #[wasm_bindgen(method, catch)]
+    fn cancel(this: &Cancelable) -> Result<JsValue, JsValue>;
+}
+
+/// Options that are not numbers: read here, the numbers go to [`Policy::set`].
+const OTHER_OPTIONS: [&str; 6] = ["endpoint", "headers", "storage", "fetch", "logger", "scheduler"];
+const DEFAULT_CONTENT_TYPE: &str = "application/x-protobuf";
+/// Payload bytes copied into wasm memory at a time to be checksummed.
+const CHECKSUM_PIECE: u32 = 64 * 1024;
+
+/// The retry exporter. Build it through `createExporter` in JavaScript.
+#[wasm_bindgen]
+pub struct Exporter {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    host: Host,
+    engine: RefCell<Engine>,
+    endpoint: String,
+    origin: String,
+    headers: Vec<(String, String)>,
+    /// Exports not yet settled, for `forceFlush`.
+    exports: RefCell<BTreeMap<u64, Promise>>,
+    next_export: Cell<u64>,
+    /// The drain pass under way; a second `drain()` joins it.
+    drain: RefCell<Option<Promise>>,
+    scheduled: Cell<Option<u64>>,
+    closed: Cell<bool>,
+}
+
+#[derive(Serialize)]
+struct ExportResult {
+    outcome: &'static str,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatsView {
+    queued: u64,
+    queued_bytes: u64,
+    delivered: u64,
+    spooled: u64,
+    rejected: u64,
+    dropped: u64,
+    corrupt: u64,
+    in_flight: u64,
+    next_attempt_at: Option<u64>,
+    delay_ms: u64,
+}
+
+#[wasm_bindgen]
+impl Exporter {
+    /// Validates `options` (throwing a `TypeError` or `RangeError` that names the
+    /// option) and builds an exporter on `host`. `env_timeout` is the value of
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`, used when `timeoutMs` is not given.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue, host: Host, env_timeout: Option<String>) -> Result<Exporter, JsValue> {
+        let (policy, endpoint, origin, headers) = read_options(&options, env_timeout.as_deref())?;
+        let engine = Engine::new(policy, random_u32());
+        Ok(Exporter {
+            inner: Rc::new(Inner {
+                host,
+                engine: RefCell::new(engine),
+                endpoint,
+                origin,
+                headers,
+                exports: RefCell::new(BTreeMap::new()),
+                next_export: Cell::new(0),
+                drain: RefCell::new(None),
+                scheduled: Cell::new(None),
+                closed: Cell::new(false),
+            }),
+        })
+    }
+
+    /// Recovers the backlog a previous exporter left in storage and schedules its
+    /// drain. A storage that cannot be listed is logged; exports still work.
+    pub fn open(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            match settle(inner.host.storage_list("")).await.and_then(|keys| string_array(&keys)) {
+                Ok(keys) => {
+                    let now = inner.now();
+                    let orphans = inner.engine.borrow_mut().recover(keys.iter().map(String::as_str), now);
+                    for key in orphans {
+                        if let Err(e) = settle(inner.host.storage_delete(&key)).await {
+                            inner.engine.borrow_mut().on_delete_failed(&key, &describe(&e), now);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = inner.host.error(&format!(
+                        "Spool storage could not be listed ({}); records of earlier runs stay where they are",
+                        describe(&e)
+                    ));
+                }
+            }
+            inner.flush_logs();
+            inner.reschedule();
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Exports one payload. Throws a `TypeError` at once for a bad argument;
+    /// otherwise the promise always resolves to `{ outcome, attempts, status? }`.
+    pub fn export(&self, body: JsValue, options: JsValue) -> Result<Promise, JsValue> {
+        let body: Uint8Array = body
+            .dyn_into()
+            .map_err(|v| type_error(&format!("export(body): body must be a Uint8Array, got {}", type_name(&v))))?;
+        let content_type = read_content_type(&options)?;
+        let inner = self.inner.clone();
+        let id = inner.next_export.get();
+        inner.next_export.set(id + 1);
+        let promise = future_to_promise({
+            let inner = inner.clone();
+            async move {
+                let (outcome, job) = run_export(&inner, &body, &content_type).await;
+                inner.exports.borrow_mut().remove(&id);
+                inner.flush_logs();
+                inner.reschedule();
+                let result = ExportResult {
+                    outcome: outcome.name(),
+                    attempts: job.as_ref().map_or(0, ExportJob::attempts),
+                    status: job.as_ref().and_then(ExportJob::last_status),
+                };
+                Ok(to_js(&result))
+            }
+        });
+        inner.exports.borrow_mut().insert(id, promise.clone());
+        Ok(promise)
+    }
+
+    /// One drain pass now: sends what is due, oldest first, and schedules the next
+    /// wake-up. Never rejects. A call while a pass runs joins that pass.
+    pub fn drain(&self) -> Promise {
+        if let Some(running) = self.inner.drain.borrow().as_ref() {
+            return running.clone();
+        }
+        let inner = self.inner.clone();
+        let promise = future_to_promise(async move {
+            run_drain(&inner).await;
+            inner.drain.replace(None);
+            inner.reschedule();
+            Ok(JsValue::UNDEFINED)
+        });
+        self.inner.drain.replace(Some(promise.clone()));
+        promise
+    }
+
+    /// What the host's wake-up calls: forgets the fired wake-up, then drains.
+    pub fn wake(&self) -> Promise {
+        self.inner.scheduled.set(None);
+        self.drain()
+    }
+
+    /// Counters and the spool's state, as a plain object.
+    pub fn stats(&self) -> JsValue {
+        let s = self.inner.engine.borrow().stats();
+        to_js(&StatsView {
+            queued: s.queued,
+            queued_bytes: s.queued_bytes,
+            delivered: s.delivered,
+            spooled: s.spooled,
+            rejected: s.rejected,
+            dropped: s.dropped,
+            corrupt: s.corrupt,
+            in_flight: s.in_flight,
+            next_attempt_at: s.next_attempt_at,
+            delay_ms: s.delay_ms,
+        })
+    }
+
+    /// Resolves once every export started before the call has settled
+    /// (delivered, spooled, rejected or dropped).
+    #[wasm_bindgen(js_name = forceFlush)]
+    pub fn force_flush(&self) -> Promise {
+        let pending: Array = self.inner.exports.borrow().values().cloned().collect();
+        future_to_promise(async move {
+            let _ = JsFuture::from(Promise::all_settled(&pending)).await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Stops wake-ups, settles exports under way and ends the drain pass after
+    /// its current sends. Later exports are dropped (and logged).
+    pub fn shutdown(&self) -> Promise {
+        let inner = self.inner.clone();
+        inner.closed.set(true);
+        inner.host.cancel();
+        inner.scheduled.set(None);
+        let flushed = self.force_flush();
+        let drain = inner.drain.borrow().clone();
+        future_to_promise(async move {
+            let _ = JsFuture::from(flushed).await;
+            if let Some(drain) = drain {
+                let _ = JsFuture::from(drain).await;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}
+
+impl Inner {
+    fn now(&self) -> u64 {
+        let now = self.host.now();
+        if now.is_finite() && now > 0.0 { now as u64 } else { 0 }
+    }
+
+    /// Prints the engine's queued log lines through the host's logger.
+    fn flush_logs(&self) {
+        loop {
+            let Some(line) = self.engine.borrow_mut().poll_log() else { break };
+            let _ = match line.level {
+                Level::Warn => self.host.warn(&line.message),
+                Level::Error => self.host.error(&line.message),
+            };
+        }
+    }
+
+    /// Tells the host when to wake the drain next (or that nothing is due).
+    fn reschedule(&self) {
+        if self.closed.get() {
+            return;
+        }
+        let next = self.engine.borrow().next_wakeup(self.now());
+        if next == self.scheduled.get() {
+            return;
+        }
+        self.scheduled.set(next);
+        match next {
+            Some(at) => self.host.schedule(at as f64),
+            None => self.host.cancel(),
+        }
+    }
+
+    /// One POST. Configured headers go only to the configured endpoint's origin.
+    async fn post(&self, url: &str, content_type: &str, body: &Uint8Array) -> Attempt {
+        let headers = Object::new();
+        if origin_of(url).as_deref() == Some(self.origin.as_str()) {
+            for (name, value) in &self.headers {
+                set(&headers, name, &JsValue::from_str(value));
+            }
+        }
+        set(&headers, "content-type", &JsValue::from_str(content_type));
+        let init = Object::new();
+        set(&init, "method", &JsValue::from_str("POST"));
+        set(&init, "headers", &headers);
+        set(&init, "body", body);
+        set(&init, "redirect", &JsValue::from_str("manual"));
+        let timeout = self.engine.borrow().policy().timeout_ms;
+        set(&init, "signal", &AbortSignal::timeout_with_f64(timeout as f64));
+        let response = match settle(self.host.fetch(url, &init)).await {
+            Ok(response) => response.unchecked_into::<FetchResponse>(),
+            Err(e) => {
+                let name = Reflect::get(&e, &"name".into()).ok().and_then(|n| n.as_string());
+                return match name.as_deref() {
+                    Some("TimeoutError" | "AbortError") => Attempt::Timeout,
+                    _ => Attempt::NetworkError,
+                };
+            }
+        };
+        discard_body(&response);
+        let Some(status) = response.status().as_f64().filter(|s| (100.0..=999.0).contains(s)) else {
+            return Attempt::NetworkError;
+        };
+        let retry_after = response
+            .headers()
+            .dyn_into::<Object>()
+            .ok()
+            .and_then(|h| h.unchecked_into::<HeaderLookup>().get("retry-after").ok())
+            .and_then(|v| v.as_string());
+        Attempt::Status { status: status as u16, retry_after }
+    }
+}
+
+async fn run_export(inner: &Rc<Inner>, body: &Uint8Array, content_type: &str) -> (Outcome, Option<ExportJob>) {
+    if inner.closed.get() {
+        let outcome = inner.engine.borrow_mut().drop_export("the exporter is shut down", inner.now());
+        return (outcome, None);
+    }
+    let mut job = inner.engine.borrow_mut().start_export(body.length() as u64, inner.now());
+    loop {
+        let attempt = inner.post(&inner.endpoint, content_type, body).await;
+        let step = inner.engine.borrow_mut().on_export_attempt(&mut job, &attempt, inner.now(), random());
+        inner.flush_logs();
+        match step {
+            ExportStep::RetryAfter { ms } => {
+                if ms > 0 {
+                    let _ = JsFuture::from(inner.host.sleep(ms as f64)).await;
+                }
+            }
+            ExportStep::Finished(outcome) => return (outcome, Some(job)),
+            ExportStep::Spool { id } => {
+                let outcome = match write_record(inner, id, body, content_type).await {
+                    Ok(pieces) => inner.engine.borrow_mut().on_spool_written(&job, id, pieces, inner.now()),
+                    Err(e) => inner.engine.borrow_mut().on_spool_failed(&job, id, &e, inner.now()),
+                };
+                return (outcome, Some(job));
+            }
+        }
+    }
+}
+
+/// Writes the record for `id` (chunks first, head last); returns its piece count.
+async fn write_record(inner: &Inner, id: RecordId, body: &Uint8Array, content_type: &str) -> Result<u32, String> {
+    let header = RecordHeader {
+        created_at_ms: inner.now(),
+        payload_len: body.length() as u64,
+        payload_crc: checksum(body),
+        content_type: content_type.to_string(),
+        url: inner.endpoint.clone(),
+    }
+    .encode()
+    .map_err(|e| e.to_string())?;
+    let record = Uint8Array::new_with_length(header.len() as u32 + body.length());
+    record.set(&Uint8Array::from(header.as_slice()), 0);
+    record.set(body, header.len() as u32);
+
+    let piece_len = match inner.host.max_value_bytes() {
+        Some(max) if max.is_finite() && max >= 1.0 => (max as u32).max(MAX_HEADER_LEN as u32),
+        _ => u32::MAX,
+    };
+    let pieces = record.length().div_ceil(piece_len).max(1);
+    let len = body.length() as u64;
+    let mut written: Vec<String> = Vec::new();
+    for piece in (1..pieces).chain([0]) {
+        let key = spool::key(id, len, piece);
+        let start = piece * piece_len;
+        let value = record.subarray(start, start.saturating_add(piece_len).min(record.length()));
+        if let Err(e) = settle(inner.host.storage_put(&key, &value)).await {
+            for key in written {
+                let _ = settle(inner.host.storage_delete(&key)).await;
+            }
+            return Err(describe(&e));
+        }
+        written.push(key);
+    }
+    Ok(pieces)
+}
+
+async fn run_drain(inner: &Rc<Inner>) {
+    let mut running = FuturesUnordered::new();
+    loop {
+        while !inner.closed.get() {
+            let step = inner.engine.borrow_mut().poll_drain(inner.now());
+            match step {
+                DrainStep::Send(ticket) => running.push(drain_record(inner.clone(), ticket)),
+                DrainStep::Busy | DrainStep::WaitUntil(_) | DrainStep::Idle => break,
+            }
+        }
+        if running.next().await.is_none() {
+            break;
+        }
+    }
+}
+
+/// Reads, checks and sends one record, then deletes it if the engine says so.
+async fn drain_record(inner: Rc<Inner>, ticket: Ticket) {
+    let sent = match read_record(&inner, &ticket).await {
+        Ok((header, payload)) => Sent::Attempted(inner.post(&header.url, &header.content_type, &payload).await),
+        Err(sent) => sent,
+    };
+    let now = inner.now();
+    let doomed = inner.engine.borrow_mut().on_drain_result(&ticket, &sent, now, random());
+    for key in doomed {
+        if let Err(e) = settle(inner.host.storage_delete(&key)).await {
+            inner.engine.borrow_mut().on_delete_failed(&key, &describe(&e), now);
+        }
+    }
+    inner.flush_logs();
+}
+
+/// Loads a record and checks it; the error says how the send went instead.
+async fn read_record(inner: &Inner, ticket: &Ticket) -> Result<(RecordHeader, Uint8Array), Sent> {
+    let corrupt = |reason: String| Sent::Corrupt { reason };
+    let mut pieces = Vec::new();
+    for (i, key) in ticket.keys().iter().enumerate() {
+        let value = settle(inner.host.storage_get(key)).await.map_err(|e| Sent::ReadFailed { error: describe(&e) })?;
+        if value.is_undefined() || value.is_null() {
+            return Err(if i == 0 { Sent::Gone } else { corrupt(format!("chunk {i} is missing")) });
+        }
+        let bytes = value.dyn_into::<Uint8Array>().map_err(|_| corrupt("stored value is not bytes".into()))?;
+        pieces.push(bytes);
+    }
+    let record = match pieces.len() {
+        1 => pieces.pop().unwrap(),
+        _ => concat(&pieces),
+    };
+    let mut head = vec![0u8; (record.length() as usize).min(MAX_HEADER_LEN)];
+    record.subarray(0, head.len() as u32).copy_to(&mut head);
+    let (header, at) = RecordHeader::decode(&head).map_err(|e| corrupt(e.to_string()))?;
+    if header.payload_len != ticket.entry.payload_len {
+        return Err(corrupt(format!("payload length {} differs from its key's {}", header.payload_len, ticket.entry.payload_len)));
+    }
+    let payload = record.subarray(at as u32, record.length());
+    header.verify_payload(payload.length() as u64, checksum(&payload)).map_err(|e| corrupt(e.to_string()))?;
+    if origin_of(&header.url).is_none() {
+        return Err(corrupt("its URL is not an http(s) URL".into()));
+    }
+    Ok((header, payload))
+}
+
+// ---- options -------------------------------------------------------------------
+
+type Config = (Policy, String, String, Vec<(String, String)>);
+
+fn read_options(options: &JsValue, env_timeout: Option<&str>) -> Result<Config, JsValue> {
+    let options: &Object = options
+        .dyn_ref::<Object>()
+        .filter(|_| !options.is_function())
+        .ok_or_else(|| type_error("createExporter(options): options must be an object"))?;
+    for key in Object::keys(options).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !NUMERIC_OPTIONS.contains(&key.as_str()) && !OTHER_OPTIONS.contains(&key.as_str()) {
+            return Err(type_error(&OptionError::new(&key, "is not an option of export-retry").to_string()));
+        }
+    }
+    let get = |name: &str| Reflect::get(options, &name.into()).unwrap_or(JsValue::UNDEFINED);
+
+    let mut policy = Policy::default();
+    if let Some(raw) = env_timeout.filter(|raw| !raw.trim().is_empty()) {
+        policy.set_env_timeout(raw).map_err(|e| range_error(&e.to_string()))?;
+    }
+    for name in NUMERIC_OPTIONS {
+        let value = get(name);
+        if value.is_undefined() {
+            continue;
+        }
+        let number: f64 = serde_wasm_bindgen::from_value(value.clone()).map_err(|_| {
+            type_error(&OptionError::new(name, format!("must be a number, got {}", type_name(&value))).to_string())
+        })?;
+        policy.set(name, number).map_err(|e| range_error(&e.to_string()))?;
+    }
+    policy.validate().map_err(|e| range_error(&e.to_string()))?;
+
+    let endpoint_value = get("endpoint");
+    let endpoint = endpoint_value
+        .as_string()
+        .ok_or_else(|| type_error(&OptionError::new("endpoint", format!("must be an absolute http(s) URL string, got {}", type_name(&endpoint_value))).to_string()))?;
+    let origin = origin_of(&endpoint)
+        .filter(|_| endpoint.len() <= MAX_URL_LEN)
+        .ok_or_else(|| type_error(&OptionError::new("endpoint", format!("must be an absolute http(s) URL, got {endpoint:?}")).to_string()))?;
+
+    let headers = read_headers(&get("headers"))?;
+    Ok((policy, endpoint, origin, headers))
+}
+
+fn read_headers(value: &JsValue) -> Result<Vec<(String, String)>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    let bad = |problem: String| type_error(&OptionError::new("headers", problem).to_string());
+    let object = value
+        .dyn_ref::<Object>()
+        .filter(|_| !Array::is_array(value) && !value.is_function())
+        .ok_or_else(|| bad(format!("must be an object of header names to string values, got {}", type_name(value))))?;
+    let mut headers = Vec::new();
+    for entry in Object::entries(object).iter() {
+        let entry: Array = entry.unchecked_into();
+        let name = entry.get(0).as_string().unwrap_or_default();
+        let value = entry.get(1);
+        let value = value
+            .as_string()
+            .ok_or_else(|| bad(format!("value of {name:?} must be a string, got {}", type_name(&value))))?;
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(bad(format!("{name:?} is not a valid header name")));
+        }
+        if value.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
+            return Err(bad(format!("value of {name:?} contains a line break or NUL")));
+        }
+        headers.push((name.to_ascii_lowercase(), value));
+    }
+    Ok(headers)
+}
+
+fn read_content_type(options: &JsValue) -> Result<String, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(DEFAULT_CONTENT_TYPE.into());
+    }
+    if !options.is_object() {
+        return Err(type_error("export(body, options): options must be an object"));
+    }
+    let value = Reflect::get(options, &"contentType".into()).unwrap_or(JsValue::UNDEFINED);
+    if value.is_undefined() {
+        return Ok(DEFAULT_CONTENT_TYPE.into());
+    }
+    match value.as_string() {
+        Some(ct) if !ct.is_empty() && ct.len() <= MAX_CONTENT_TYPE_LEN && !ct.chars().any(char::is_control) => Ok(ct),
+        _ => Err(type_error(&format!(
+            "export(body, options): contentType must be a non-empty string of at most {MAX_CONTENT_TYPE_LEN} characters"
+        ))),
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------
+
+/// Awaits a host call's result, whether it returned a value, a promise or threw.
+async fn settle(result: Result<JsValue, JsValue>) -> Result<JsValue, JsValue> {
+    JsFuture::from(Promise::resolve(&result?)).await
+}
+
+fn string_array(value: &JsValue) -> Result<Vec<String>, JsValue> {
+    let array = value.dyn_ref::<Array>().ok_or_else(|| type_error("storage list() must return an array of keys"))?;
+    Ok(array.iter().filter_map(|k| k.as_string()).collect())
+}
+
+/// The origin of an absolute http(s) URL, from the host's own URL parser.
+fn origin_of(url: &str) -> Option<String> {
+    let parsed = Url::new(url).ok()?;
+    matches!(parsed.protocol().as_str(), "http:" | "https:").then(|| parsed.origin())
+}
+
+/// CRC-32 of bytes held in JavaScript, copied into wasm memory a piece at a time.
+fn checksum(bytes: &Uint8Array) -> u32 {
+    let len = bytes.length();
+    let mut hasher = Checksum::new();
+    let mut buf = vec![0u8; len.min(CHECKSUM_PIECE) as usize];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(CHECKSUM_PIECE);
+        bytes.subarray(at, at + n).copy_to(&mut buf[..n as usize]);
+        hasher.update(&buf[..n as usize]);
+        at += n;
+    }
+    hasher.finalize()
+}
+
+fn concat(pieces: &[Uint8Array]) -> Uint8Array {
+    let total = pieces.iter().map(Uint8Array::length).sum();
+    let out = Uint8Array::new_with_length(total);
+    let mut at = 0;
+    for piece in pieces {
+        out.set(piece, at);
+        at += piece.length();
+    }
+    out
+}
+
+/// Cancels an unread response body so the connection is released; the body of a
+/// response is never read (a hostile backend cannot make us buffer it).
+fn discard_body(response: &FetchResponse) {
+    let body = response.body();
+    if body.is_object() {
+        if let Ok(p) = body.unchecked_into::<Cancelable>().cancel() {
+            if let Ok(p) = p.dyn_into::<Promise>() {
+                NOOP.with(|noop| {
+                    let _ = p.catch(noop);
+                });
+            }
+        }
+    }
+}
+
+thread_local! {
+    static NOOP: Closure<dyn FnMut(JsValue)> = Closure::new(|_| {});
+}
+
+fn set(target: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &key.into(), value);
+}
+
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+}
+
+fn describe(error: &JsValue) -> String {
+    if let Some(e) = error.dyn_ref::<js_sys::Error>() {
+        return String::from(e.message());
+    }
+    error.as_string().unwrap_or_else(|| format!("{error:?}"))
+}
+
+fn type_name(value: &JsValue) -> String {
+    if value.is_null() {
+        return "null".into();
+    }
+    if Array::is_array(value) {
+        return "an array".into();
+    }
+    value.js_typeof().as_string().unwrap_or_default()
+}
+
+fn type_error(message: &str) -> JsValue {
+    js_sys::TypeError::new(message).into()
+}
+
+fn range_error(message: &str) -> JsValue {
+    js_sys::RangeError::new(message).into()
+}
+
+fn random() -> f64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64,
+        Err(_) => 0.5,
+    }
+}
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}

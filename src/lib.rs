@@ -33,3 +33,5 @@ pub mod spool;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+#[cfg(target_arch = "wasm32")]
+pub use bindings::Exporter;

@@ -1,0 +1,13 @@
+import { createExporter, MemoryStorage } from "export-retry";
+import { startBackend } from "../support/backend.js";
+const b = await startBackend();
+const logs=[];
+const logger={warn:m=>logs.push(["warn",m]),error:m=>logs.push(["error",m])};
+const storage=new MemoryStorage();
+const ex = await createExporter({endpoint:b.url+"/v1/traces", storage, logger, immediateRetryDelayMs:20, initialDelayMs:20, maxDelayMs:200, timeoutMs:300});
+console.log(await ex.export(new Uint8Array([1,2,3])));
+b.enqueue("503","503");
+console.log(await ex.export(new Uint8Array([1,2,3])), ex.stats(), logs, await storage.list(""));
+await b.waitFor(b=>b.delivered.length===2);
+console.log(ex.stats());
+await ex.shutdown(); await b.close();

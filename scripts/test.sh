@@ -9,7 +9,7 @@ printf '\033[1m[test]\033[0m cargo test (native core)\n'
 cargo test --quiet
 
 printf '\033[1m[test]\033[0m wasm-pack test --node (wasm layer)\n'
-wasm-pack --quiet test --node
+wasm-pack test --node
 
 printf '\033[1m[test]\033[0m node --test (JavaScript integration)\n'
 node --test --test-timeout=120000 tests/js/

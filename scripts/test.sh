@@ -12,4 +12,4 @@ printf '\033[1m[test]\033[0m wasm-pack test --node (wasm layer)\n'
 wasm-pack test --node
 
 printf '\033[1m[test]\033[0m node --test (JavaScript integration)\n'
-node --test --test-timeout=120000 tests/js/
+node --test --test-timeout=120000 "tests/js/*.test.js"

@@ -54,6 +54,10 @@ extern "C" {
     fn warn(this: &Host, message: &str) -> Result<(), JsValue>;
     #[wasm_bindgen(method, catch)]
     fn error(this: &Host, message: &str) -> Result<(), JsValue>;
+    /// Present where the spool lives elsewhere (a Durable Object): stores a payload
+    /// there and resolves to `"spooled"` or `"dropped"`.
+    #[wasm_bindgen(method, catch)]
+    fn handoff(this: &Host, body: &Uint8Array, content_type: &str, url: &str) -> Result<JsValue, JsValue>;
 
     /// A fetch `Response`, read structurally so any fetch implementation works.
     type FetchResponse;
@@ -87,6 +91,8 @@ pub struct Exporter {
 
 struct Inner {
     host: Host,
+    /// The host hands failed exports to a remote spool instead of writing them.
+    hands_off: bool,
     engine: RefCell<Engine>,
     endpoint: String,
     origin: String,
@@ -132,9 +138,11 @@ impl Exporter {
     pub fn new(options: JsValue, host: Host, env_timeout: Option<String>) -> Result<Exporter, JsValue> {
         let (policy, endpoint, origin, headers) = read_options(&options, env_timeout.as_deref())?;
         let engine = Engine::new(policy, random_u32());
+        let hands_off = Reflect::get(&host, &"handoff".into()).is_ok_and(|f| f.is_function());
         Ok(Exporter {
             inner: Rc::new(Inner {
                 host,
+                hands_off,
                 engine: RefCell::new(engine),
                 endpoint,
                 origin,
@@ -203,6 +211,28 @@ impl Exporter {
         });
         inner.exports.borrow_mut().insert(id, promise.clone());
         Ok(promise)
+    }
+
+    /// Stores a payload that failed elsewhere (the request isolate of a Worker) in
+    /// this exporter's spool, as if its own export had failed. Resolves to
+    /// `{ outcome: "spooled" | "dropped" }` once it is durable or dropped.
+    pub fn spool(&self, body: JsValue, options: JsValue) -> Result<Promise, JsValue> {
+        let body: Uint8Array = body
+            .dyn_into()
+            .map_err(|v| type_error(&format!("spool(body): body must be a Uint8Array, got {}", type_name(&v))))?;
+        let content_type = read_content_type(&options)?;
+        let url = match Reflect::get(&options, &"url".into()).ok().and_then(|u| u.as_string()) {
+            None => self.inner.endpoint.clone(),
+            Some(url) if url.len() <= MAX_URL_LEN && origin_of(&url).is_some() => url,
+            Some(url) => return Err(type_error(&format!("spool(body, options): url must be an absolute http(s) URL, got {url:?}"))),
+        };
+        let inner = self.inner.clone();
+        Ok(future_to_promise(async move {
+            let outcome = spool_locally(&inner, &body, &content_type, &url).await;
+            inner.flush_logs();
+            inner.reschedule();
+            Ok(to_js(&ExportResult { outcome: outcome.name(), attempts: 0, status: None }))
+        }))
     }
 
     /// One drain pass now: sends what is due, oldest first, and schedules the next
@@ -353,7 +383,7 @@ async fn run_export(inner: &Rc<Inner>, body: &Uint8Array, content_type: &str) ->
         let outcome = inner.engine.borrow_mut().drop_export("the exporter is shut down", inner.now());
         return (outcome, None);
     }
-    let mut job = inner.engine.borrow_mut().start_export(body.length() as u64, inner.now());
+    let mut job = inner.engine.borrow_mut().start_export(inner.now());
     loop {
         let attempt = inner.post(&inner.endpoint, content_type, body).await;
         let step = inner.engine.borrow_mut().on_export_attempt(&mut job, &attempt, inner.now(), random());
@@ -365,25 +395,48 @@ async fn run_export(inner: &Rc<Inner>, body: &Uint8Array, content_type: &str) ->
                 }
             }
             ExportStep::Finished(outcome) => return (outcome, Some(job)),
-            ExportStep::Spool { id } => {
-                let outcome = match write_record(inner, id, body, content_type).await {
-                    Ok(pieces) => inner.engine.borrow_mut().on_spool_written(&job, id, pieces, inner.now()),
-                    Err(e) => inner.engine.borrow_mut().on_spool_failed(&job, id, &e, inner.now()),
-                };
-                return (outcome, Some(job));
-            }
+            ExportStep::Persist if inner.hands_off => return (hand_off(inner, body, content_type).await, Some(job)),
+            ExportStep::Persist => return (spool_locally(inner, body, content_type, &inner.endpoint).await, Some(job)),
         }
     }
 }
 
+/// Hands a failed export to the spool that lives elsewhere.
+async fn hand_off(inner: &Inner, body: &Uint8Array, content_type: &str) -> Outcome {
+    let answer = settle(inner.host.handoff(body, content_type, &inner.endpoint)).await;
+    let mut engine = inner.engine.borrow_mut();
+    match answer.map(|v| v.as_string()) {
+        Ok(Some(name)) if name == "spooled" => engine.on_handed_off(Outcome::Spooled),
+        Ok(Some(name)) if name == "dropped" => engine.on_handed_off(Outcome::Dropped),
+        Ok(other) => engine.on_handoff_failed(&format!("unexpected answer {other:?}"), inner.now()),
+        Err(e) => engine.on_handoff_failed(&describe(&e), inner.now()),
+    }
+}
+
+/// Reserves room in this exporter's spool and writes the record.
+async fn spool_locally(inner: &Inner, body: &Uint8Array, content_type: &str, url: &str) -> Outcome {
+    let len = body.length() as u64;
+    let reserved = inner.engine.borrow_mut().reserve(len, inner.now());
+    let id = match reserved {
+        Ok(id) => id,
+        Err(outcome) => return outcome,
+    };
+    let written = write_record(inner, id, body, content_type, url).await;
+    let mut engine = inner.engine.borrow_mut();
+    match written {
+        Ok(pieces) => engine.on_spool_written(id, len, pieces, inner.now()),
+        Err(e) => engine.on_spool_failed(id, len, &e, inner.now()),
+    }
+}
+
 /// Writes the record for `id` (chunks first, head last); returns its piece count.
-async fn write_record(inner: &Inner, id: RecordId, body: &Uint8Array, content_type: &str) -> Result<u32, String> {
+async fn write_record(inner: &Inner, id: RecordId, body: &Uint8Array, content_type: &str, url: &str) -> Result<u32, String> {
     let header = RecordHeader {
         created_at_ms: inner.now(),
         payload_len: body.length() as u64,
         payload_crc: checksum(body),
         content_type: content_type.to_string(),
-        url: inner.endpoint.clone(),
+        url: url.to_string(),
     }
     .encode()
     .map_err(|e| e.to_string())?;
@@ -414,13 +467,14 @@ async fn write_record(inner: &Inner, id: RecordId, body: &Uint8Array, content_ty
 }
 
 async fn run_drain(inner: &Rc<Inner>) {
+    inner.engine.borrow_mut().begin_pass();
     let mut running = FuturesUnordered::new();
     loop {
         while !inner.closed.get() {
             let step = inner.engine.borrow_mut().poll_drain(inner.now());
             match step {
                 DrainStep::Send(ticket) => running.push(drain_record(inner.clone(), ticket)),
-                DrainStep::Busy | DrainStep::WaitUntil(_) | DrainStep::Idle => break,
+                DrainStep::Busy | DrainStep::BudgetSpent | DrainStep::WaitUntil(_) | DrainStep::Idle => break,
             }
         }
         if running.next().await.is_none() {

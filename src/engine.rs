@@ -7,8 +7,9 @@
 //!
 //! Methods come in three groups, after quinn-proto:
 //! - export path: [`Engine::start_export`] then [`Engine::on_export_attempt`] per
-//!   attempt, and [`Engine::on_spool_written`] / [`Engine::on_spool_failed`] when the
-//!   engine asked for the payload to be spooled;
+//!   attempt; when that says [`ExportStep::Persist`], [`Engine::reserve`] and then
+//!   [`Engine::on_spool_written`] / [`Engine::on_spool_failed`] (or, where the spool
+//!   lives in another engine, [`Engine::on_handed_off`]);
 //! - drain: [`Engine::poll_drain`] says what to send next, [`Engine::on_drain_result`]
 //!   takes each outcome; [`Engine::next_wakeup`] says when the host must wake it;
 //! - output and getters: [`Engine::poll_log`], [`Engine::stats`].
@@ -60,7 +61,6 @@ impl Outcome {
 /// The state of one export in flight.
 #[derive(Clone, Debug)]
 pub struct ExportJob {
-    payload_len: u64,
     attempts: u32,
     max_attempts: u32,
     last_status: Option<u16>,
@@ -87,8 +87,8 @@ impl ExportJob {
 pub enum ExportStep {
     /// Attempt again after waiting this long.
     RetryAfter { ms: u64 },
-    /// Write the payload to the spool under this id, then report back.
-    Spool { id: RecordId },
+    /// Store the payload: [`Engine::reserve`] an id, write the record, report back.
+    Persist,
     /// The export has ended.
     Finished(Outcome),
 }
@@ -115,6 +115,8 @@ pub enum DrainStep {
     Send(Ticket),
     /// Nothing more to start now; wait for the sends in flight.
     Busy,
+    /// This pass has used its send budget; records are due, so wake again now.
+    BudgetSpent,
     /// Nothing to send before this time.
     WaitUntil(u64),
     /// The spool is empty (of records not in flight) and nothing is in flight.
@@ -169,6 +171,8 @@ pub struct Engine {
     lines: VecDeque<LogLine>,
     counters: Counters,
     in_flight: u32,
+    /// Sends started in the current drain pass (see [`Policy::drain_budget`]).
+    pass_sends: u32,
     /// The last thing the backend did was take a payload: drain at full concurrency.
     healthy: bool,
 }
@@ -186,6 +190,7 @@ impl Engine {
             lines: VecDeque::new(),
             counters: Counters::default(),
             in_flight: 0,
+            pass_sends: 0,
             healthy: true,
         }
     }
@@ -215,10 +220,10 @@ impl Engine {
 
     // ---- export path ----------------------------------------------------------
 
-    /// Starts an export of `payload_len` bytes at `now`.
-    pub fn start_export(&mut self, payload_len: u64, now: u64) -> ExportJob {
+    /// Starts an export at `now`.
+    pub fn start_export(&mut self, now: u64) -> ExportJob {
         let probe = self.backoff.is_waiting(now);
-        ExportJob { payload_len, attempts: 0, max_attempts: if probe { 1 } else { 2 }, last_status: None }
+        ExportJob { attempts: 0, max_attempts: if probe { 1 } else { 2 }, last_status: None }
     }
 
     /// Takes the result of an export attempt and says what to do next.
@@ -255,36 +260,55 @@ impl Engine {
                     let epoch = self.backoff.epoch();
                     self.backoff.on_failure(&self.policy, now, epoch, retry_after_ms, r);
                 }
-                self.reserve(job.payload_len, now)
+                ExportStep::Persist
             }
         }
     }
 
-    fn reserve(&mut self, payload_len: u64, now: u64) -> ExportStep {
+    /// Reserves an id and room for a record of `payload_len` payload bytes. A full
+    /// spool drops the export (and says so): `Err(Outcome::Dropped)`.
+    pub fn reserve(&mut self, payload_len: u64, now: u64) -> Result<RecordId, Outcome> {
         let (count, bytes) = self.spool.held();
         if bytes.saturating_add(payload_len) > self.policy.max_spool_bytes {
             self.counters.dropped += 1;
             self.emit(Kind::Dropping, now, || {
                 format!("Already retrying {count} failed exports ({bytes} bytes), dropping an export")
             });
-            return ExportStep::Finished(Outcome::Dropped);
+            return Err(Outcome::Dropped);
         }
-        ExportStep::Spool { id: self.spool.reserve(self.instance, payload_len, now) }
+        Ok(self.spool.reserve(self.instance, payload_len, now))
     }
 
     /// The record for `id` is durably stored in `pieces` pieces.
-    pub fn on_spool_written(&mut self, job: &ExportJob, id: RecordId, pieces: u32, now: u64) -> Outcome {
-        self.spool.settle(id, job.payload_len, Some(pieces));
+    pub fn on_spool_written(&mut self, id: RecordId, payload_len: u64, pieces: u32, now: u64) -> Outcome {
+        self.spool.settle(id, payload_len, Some(pieces));
         self.counters.spooled += 1;
         self.emit_retrying(now);
         Outcome::Spooled
     }
 
     /// Writing the record for `id` failed: the export is dropped, and said so.
-    pub fn on_spool_failed(&mut self, job: &ExportJob, id: RecordId, error: &str, now: u64) -> Outcome {
-        self.spool.settle(id, job.payload_len, None);
+    pub fn on_spool_failed(&mut self, id: RecordId, payload_len: u64, error: &str, now: u64) -> Outcome {
+        self.spool.settle(id, payload_len, None);
         self.counters.dropped += 1;
         self.emit(Kind::Storage, now, || format!("Could not spool a failed export ({error}); dropping it"));
+        Outcome::Dropped
+    }
+
+    /// The payload went to a spool kept by another engine (a Durable Object), which
+    /// answered `outcome` (spooled or dropped; it logged a drop itself).
+    pub fn on_handed_off(&mut self, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Spooled => self.counters.spooled += 1,
+            _ => self.counters.dropped += 1,
+        }
+        outcome
+    }
+
+    /// The hand-off to a remote spool failed: the export is dropped, and said so.
+    pub fn on_handoff_failed(&mut self, error: &str, now: u64) -> Outcome {
+        self.counters.dropped += 1;
+        self.emit(Kind::Storage, now, || format!("Could not hand a failed export to the spool ({error}); dropping it"));
         Outcome::Dropped
     }
 
@@ -296,6 +320,11 @@ impl Engine {
     }
 
     // ---- drain ----------------------------------------------------------------
+
+    /// Starts a drain pass: its send budget is full again.
+    pub fn begin_pass(&mut self) {
+        self.pass_sends = 0;
+    }
 
     /// What the drain should do now. A `Send` marks the record as in flight; its
     /// result must come back through [`Engine::on_drain_result`].
@@ -309,6 +338,10 @@ impl Engine {
                 _ => DrainStep::Busy,
             };
         }
+        let budget = self.policy.drain_budget;
+        if budget > 0 && self.pass_sends >= budget {
+            return if self.in_flight > 0 { DrainStep::Busy } else { DrainStep::BudgetSpent };
+        }
         let limit = if self.healthy { self.policy.drain_concurrency } else { 1 };
         if self.in_flight >= limit {
             return DrainStep::Busy;
@@ -316,6 +349,7 @@ impl Engine {
         match self.spool.take_oldest() {
             Some((id, entry)) => {
                 self.in_flight += 1;
+                self.pass_sends += 1;
                 DrainStep::Send(Ticket { id, entry, epoch: self.backoff.epoch() })
             }
             None => DrainStep::Busy,

@@ -20,14 +20,20 @@ fn logs(engine: &mut Engine) -> Vec<LogLine> {
 
 /// Runs an export whose attempts produce `attempts` in order; writes succeed.
 fn export(engine: &mut Engine, len: u64, now: u64, attempts: &[Attempt]) -> (Outcome, Vec<ExportStep>) {
-    let mut job = engine.start_export(len, now);
+    let mut job = engine.start_export(now);
     let mut steps = Vec::new();
     for attempt in attempts {
         let step = engine.on_export_attempt(&mut job, attempt, now, 0.5);
         steps.push(step);
         match step {
             ExportStep::RetryAfter { .. } => continue,
-            ExportStep::Spool { id } => return (engine.on_spool_written(&job, id, 1, now), steps),
+            ExportStep::Persist => {
+                let outcome = match engine.reserve(len, now) {
+                    Ok(id) => engine.on_spool_written(id, len, 1, now),
+                    Err(outcome) => outcome,
+                };
+                return (outcome, steps);
+            }
             ExportStep::Finished(outcome) => return (outcome, steps),
         }
     }
@@ -78,7 +84,7 @@ fn two_failures_spool_the_export_and_schedule_the_drain_with_jitter() {
     let mut e = Engine::new(Policy::default(), 1);
     let (outcome, steps) = export(&mut e, 100, T0, &[status(503), Attempt::Timeout]);
     assert_eq!(outcome, Outcome::Spooled);
-    assert!(matches!(steps[1], ExportStep::Spool { .. }));
+    assert_eq!(steps[1], ExportStep::Persist);
     let s = e.stats();
     assert_eq!((s.queued, s.queued_bytes, s.spooled), (1, 100, 1));
     // delay 1 s, r = 0.5: the first drain attempt is due 1.5 s later.
@@ -118,7 +124,7 @@ fn while_backing_off_a_new_export_is_a_single_probe() {
     spool_one(&mut e, 10, T0);
     let due = e.next_wakeup(T0).unwrap();
 
-    let job = e.start_export(10, T0 + 100);
+    let job = e.start_export(T0 + 100);
     assert!(job.is_probe());
     let (outcome, steps) = export(&mut e, 10, T0 + 100, &[status(503)]);
     assert_eq!(outcome, Outcome::Spooled, "a failed probe is spooled at once");
@@ -130,7 +136,7 @@ fn while_backing_off_a_new_export_is_a_single_probe() {
     assert_eq!(outcome, Outcome::Delivered);
     assert_eq!(e.next_wakeup(T0 + 200), Some(T0 + 200), "a delivered probe makes the drain due now");
     assert_eq!(e.stats().delay_ms, 1_000);
-    assert!(!e.start_export(1, T0 + 200).is_probe());
+    assert!(!e.start_export(T0 + 200).is_probe());
 }
 
 #[test]
@@ -333,10 +339,11 @@ fn a_failed_spool_write_drops_the_export_and_frees_its_reservation() {
     let mut policy = Policy::default();
     policy.max_spool_bytes = 100;
     let mut e = Engine::new(policy, 1);
-    let mut job = e.start_export(100, T0);
+    let mut job = e.start_export(T0);
     e.on_export_attempt(&mut job, &status(503), T0, 0.0);
-    let ExportStep::Spool { id } = e.on_export_attempt(&mut job, &status(503), T0, 0.0) else { panic!() };
-    assert_eq!(e.on_spool_failed(&job, id, "ENOSPC", T0), Outcome::Dropped);
+    assert_eq!(e.on_export_attempt(&mut job, &status(503), T0, 0.0), ExportStep::Persist);
+    let id = e.reserve(100, T0).unwrap();
+    assert_eq!(e.on_spool_failed(id, 100, "ENOSPC", T0), Outcome::Dropped);
     assert!(logs(&mut e).iter().any(|l| l.level == Level::Error && l.message.contains("ENOSPC")));
     let s = e.stats();
     assert_eq!((s.queued, s.queued_bytes, s.dropped), (0, 0, 1));
@@ -350,13 +357,8 @@ fn reservations_count_against_capacity_while_writes_are_in_progress() {
     let mut policy = Policy::default();
     policy.max_spool_bytes = 150;
     let mut e = Engine::new(policy, 1);
-    let mut a = e.start_export(100, T0);
-    let mut b = e.start_export(100, T0);
-    for job in [&mut a, &mut b] {
-        e.on_export_attempt(job, &status(503), T0, 0.0);
-    }
-    assert!(matches!(e.on_export_attempt(&mut a, &status(503), T0, 0.0), ExportStep::Spool { .. }));
-    assert_eq!(e.on_export_attempt(&mut b, &status(503), T0, 0.0), ExportStep::Finished(Outcome::Dropped));
+    assert!(e.reserve(100, T0).is_ok());
+    assert_eq!(e.reserve(100, T0), Err(Outcome::Dropped), "the first write is not finished, yet it counts");
 }
 
 #[test]
@@ -424,13 +426,16 @@ fn every_export_ends_in_exactly_one_outcome() {
             for write_ok in [true, false] {
                 exports += 1;
                 let now = T0 + (i * 100 + j * 10) as u64;
-                let mut job = e.start_export(10, now);
+                let mut job = e.start_export(now);
                 let mut next = [a, b].into_iter();
                 let outcome = loop {
                     match e.on_export_attempt(&mut job, next.next().unwrap(), now, 0.3) {
                         ExportStep::RetryAfter { .. } => continue,
-                        ExportStep::Spool { id } if write_ok => break e.on_spool_written(&job, id, 1, now),
-                        ExportStep::Spool { id } => break e.on_spool_failed(&job, id, "EIO", now),
+                        ExportStep::Persist => match e.reserve(10, now) {
+                            Ok(id) if write_ok => break e.on_spool_written(id, 10, 1, now),
+                            Ok(id) => break e.on_spool_failed(id, 10, "EIO", now),
+                            Err(o) => break o,
+                        },
                         ExportStep::Finished(o) => break o,
                     }
                 };
@@ -441,4 +446,37 @@ fn every_export_ends_in_exactly_one_outcome() {
     let s = e.stats();
     assert_eq!(s.delivered + s.spooled + s.rejected + s.dropped, exports);
     assert_eq!(s.queued, s.spooled);
+}
+
+#[test]
+fn a_drain_pass_stops_at_its_budget_and_asks_to_be_woken_at_once() {
+    let mut policy = Policy::default();
+    policy.drain_budget = 40;
+    let mut e = Engine::new(policy, 1);
+    for i in 0..100 {
+        spool_one(&mut e, 10, T0 + i);
+    }
+    let mut now = e.next_wakeup(T0 + 100).unwrap();
+    let mut passes = Vec::new();
+    while e.stats().queued > 0 {
+        e.begin_pass();
+        let mut sent = 0;
+        loop {
+            match e.poll_drain(now) {
+                DrainStep::Send(t) => {
+                    e.on_drain_result(&t, &Sent::Attempted(status(200)), now, 0.0);
+                    sent += 1;
+                }
+                DrainStep::BudgetSpent => {
+                    assert_eq!(e.next_wakeup(now), Some(now), "records are due: wake again at once");
+                    break;
+                }
+                DrainStep::Idle => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        passes.push(sent);
+        now += 1;
+    }
+    assert_eq!(passes, vec![40, 40, 20]);
 }

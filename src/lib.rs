@@ -13,13 +13,14 @@
 //!
 //! let mut engine = Engine::new(Policy::default(), 7);
 //! let now = 1_700_000_000_000;
-//! let mut job = engine.start_export(1024, now);
+//! let mut job = engine.start_export(now);
 //! let step = engine.on_export_attempt(&mut job, &Attempt::Status { status: 503, retry_after: None }, now, 0.5);
 //! assert_eq!(step, ExportStep::RetryAfter { ms: 1_000 });
 //! let step = engine.on_export_attempt(&mut job, &Attempt::NetworkError, now + 1_000, 0.5);
-//! let ExportStep::Spool { id } = step else { panic!("{step:?}") };
+//! assert_eq!(step, ExportStep::Persist);
+//! let id = engine.reserve(1024, now + 1_000).expect("room in the spool");
 //! // ... the host writes the record under `id`, then:
-//! assert_eq!(engine.on_spool_written(&job, id, 1, now + 1_001), Outcome::Spooled);
+//! assert_eq!(engine.on_spool_written(id, 1024, 1, now + 1_001), Outcome::Spooled);
 //! assert_eq!(engine.stats().queued, 1);
 //! ```
 

@@ -25,6 +25,9 @@ pub struct Policy {
     pub drain_concurrency: u32,
     /// A `Retry-After` longer than this is capped to it (`maxRetryAfterMs`).
     pub max_retry_after_ms: u64,
+    /// Records sent per drain pass at most, 0 for no limit (`drainBudget`): a
+    /// Workers alarm must stay within its subrequest limit.
+    pub drain_budget: u32,
 }
 
 impl Default for Policy {
@@ -38,6 +41,7 @@ impl Default for Policy {
             log_interval_ms: 60_000,
             drain_concurrency: 4,
             max_retry_after_ms: 15 * 60_000,
+            drain_budget: 0,
         }
     }
 }
@@ -64,7 +68,7 @@ impl OptionError {
 }
 
 /// The numeric options, by their public names.
-pub const NUMERIC_OPTIONS: [&str; 8] = [
+pub const NUMERIC_OPTIONS: [&str; 9] = [
     "timeoutMs",
     "immediateRetryDelayMs",
     "initialDelayMs",
@@ -73,6 +77,7 @@ pub const NUMERIC_OPTIONS: [&str; 8] = [
     "logIntervalMs",
     "drainConcurrency",
     "maxRetryAfterMs",
+    "drainBudget",
 ];
 
 /// Largest integer a JavaScript number holds exactly.
@@ -97,6 +102,10 @@ impl Policy {
                     .ok_or_else(|| OptionError::new(option, format!("must be at most 256, got {value}")))?;
             }
             "maxRetryAfterMs" => self.max_retry_after_ms = whole,
+            "drainBudget" => {
+                self.drain_budget = u32::try_from(whole)
+                    .map_err(|_| OptionError::new(option, format!("must be at most {}, got {value}", u32::MAX)))?;
+            }
             _ => return Err(OptionError::new(option, "is not an option of export-retry")),
         }
         Ok(())
@@ -170,6 +179,7 @@ mod tests {
         assert_eq!(p.log_interval_ms, 6);
         assert_eq!(p.drain_concurrency, 7);
         assert_eq!(p.max_retry_after_ms, 8);
+        assert_eq!(p.drain_budget, 9);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use web_sys::{AbortSignal, Url};
 use crate::classify::Attempt;
 use crate::engine::{DrainStep, Engine, ExportJob, ExportStep, Outcome, Sent, Ticket};
 use crate::log::Level;
+use crate::otlp_env::{self, is_token_char};
 use crate::policy::{OptionError, Policy, NUMERIC_OPTIONS};
 use crate::record::{Checksum, RecordHeader, MAX_CONTENT_TYPE_LEN, MAX_HEADER_LEN, MAX_URL_LEN};
 use crate::spool::{self, RecordId};
@@ -531,6 +532,19 @@ async fn read_record(inner: &Inner, ticket: &Ticket) -> Result<(RecordHeader, Ui
 
 // ---- options -------------------------------------------------------------------
 
+/// Parses an `OTEL_EXPORTER_OTLP_HEADERS`-style list (`k=v,k2=v2`, percent-encoded)
+/// into an object of header names to values. Throws a `TypeError` naming
+/// `variable` for a malformed list.
+#[wasm_bindgen(js_name = parseOtlpHeaders)]
+pub fn parse_otlp_headers(raw: &str, variable: &str) -> Result<Object, JsValue> {
+    let headers = otlp_env::parse_headers(variable, raw).map_err(|e| type_error(&e.to_string()))?;
+    let object = Object::new();
+    for (name, value) in headers {
+        set(&object, &name, &JsValue::from_str(&value));
+    }
+    Ok(object)
+}
+
 type Config = (Policy, String, String, Vec<(String, String)>);
 
 fn read_options(options: &JsValue, env_timeout: Option<&str>) -> Result<Config, JsValue> {
@@ -591,8 +605,7 @@ fn read_headers(value: &JsValue) -> Result<Vec<(String, String)>, JsValue> {
         let value = value
             .as_string()
             .ok_or_else(|| bad(format!("value of {name:?} must be a string, got {}", type_name(&value))))?;
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if name.is_empty() || !name.chars().all(token) {
+        if name.is_empty() || !name.chars().all(is_token_char) {
             return Err(bad(format!("{name:?} is not a valid header name")));
         }
         if value.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {

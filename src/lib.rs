@@ -28,6 +28,7 @@ pub mod backoff;
 pub mod classify;
 pub mod engine;
 pub mod log;
+pub mod otlp_env;
 pub mod policy;
 pub mod record;
 pub mod spool;

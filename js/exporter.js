@@ -20,11 +20,32 @@ const consoleLogger = {
  * @param {{ scheduler: object, envTimeout?: string }} runtime what the runtime's entry supplies
  */
 export async function createExporterWith(options, runtime) {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError("createExporter(options): options must be an object");
-  }
-  const storage = requireMethods("storage", options.storage, STORAGE_METHODS,
+  return new RetryExporter(await openEngine(options, runtime));
+}
+
+/** Builds the engine on `options.storage` and recovers the backlog it holds. */
+export async function openEngine(options, runtime) {
+  const storage = requireMethods("storage", checkOptions(options).storage, STORAGE_METHODS,
     "use new FileStorage({ dir }) from export-retry/node, or new MemoryStorage()");
+  const engine = buildEngine(options, runtime, {
+    storageGet: (key) => storage.get(key),
+    storagePut: (key, value) => storage.put(key, value),
+    storageDelete: (key) => storage.delete(key),
+    storageList: (prefix) => storage.list(prefix),
+    get maxValueBytes() {
+      return storage.maxValueBytes;
+    },
+  });
+  await engine.open();
+  return engine;
+}
+
+/**
+ * Builds the wasm engine on a host made of the user's adapters (fetch, logger,
+ * scheduler) and `parts`, the runtime's storage or hand-off methods.
+ */
+export function buildEngine(options, runtime, parts) {
+  checkOptions(options);
   const fetchFn = options.fetch ?? globalThis.fetch;
   if (typeof fetchFn !== "function") {
     throw new TypeError("export-retry: option `fetch` must be a function (the runtime has no global fetch)");
@@ -33,32 +54,29 @@ export async function createExporterWith(options, runtime) {
   const scheduler = options.scheduler === undefined ? runtime.scheduler
     : requireMethods("scheduler", options.scheduler, ["schedule", "cancel"]);
 
-  let wake = () => {};
-  const host = {
+  let engine;
+  const host = Object.defineProperties({
     fetch: (url, init) => fetchFn(url, init),
-    storageGet: (key) => storage.get(key),
-    storagePut: (key, value) => storage.put(key, value),
-    storageDelete: (key) => storage.delete(key),
-    storageList: (prefix) => storage.list(prefix),
-    get maxValueBytes() {
-      return storage.maxValueBytes;
-    },
     now: () => Date.now(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    schedule: (atMs) => scheduler.schedule(atMs, () => wake()),
+    schedule: (atMs) => scheduler.schedule(atMs, () => engine.wake()),
     cancel: () => scheduler.cancel(),
     warn: (message) => logger.warn(message),
     error: (message) => logger.error(message),
-  };
-  const engine = new WasmExporter(options, host, runtime.envTimeout ?? null);
-  const exporter = new RetryExporter(engine);
-  wake = () => engine.wake();
-  await engine.open();
-  return exporter;
+  }, Object.getOwnPropertyDescriptors(parts));
+  engine = new WasmExporter(options, host, runtime.envTimeout ?? null);
+  return engine;
+}
+
+function checkOptions(options) {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError("createExporter(options): options must be an object");
+  }
+  return options;
 }
 
 /** The public exporter: a thin face over the wasm engine. */
-class RetryExporter {
+export class RetryExporter {
   #engine;
 
   constructor(engine) {
@@ -99,7 +117,7 @@ class RetryExporter {
   }
 }
 
-function requireMethods(option, value, methods, hint) {
+export function requireMethods(option, value, methods, hint) {
   const missing = value !== null && typeof value === "object"
     ? methods.filter((m) => typeof value[m] !== "function")
     : methods;

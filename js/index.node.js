@@ -2,12 +2,9 @@
  * `export-retry` in Node: loads the wasm engine from its file and wakes the drain
  * with unref'd timers, so a process with a spooled backlog still exits promptly.
  */
-import { readFileSync } from "node:fs";
-import { initSync } from "../pkg/export_retry.js";
+import "./wasm.node.js";
 import { createExporterWith } from "./exporter.js";
 import { TimerScheduler } from "./timer-scheduler.js";
-
-initSync({ module: readFileSync(new URL("../pkg/export_retry_bg.wasm", import.meta.url)) });
 
 /** @type {import("./index.d.ts").createExporter} */
 export function createExporter(options) {

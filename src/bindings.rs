@@ -79,7 +79,7 @@ extern "C" {
 }
 
 /// Options that are not numbers: read here, the numbers go to [`Policy::set`].
-const OTHER_OPTIONS: [&str; 6] = ["endpoint", "headers", "storage", "fetch", "logger", "scheduler"];
+const OTHER_OPTIONS: [&str; 7] = ["endpoint", "headers", "storage", "fetch", "logger", "scheduler", "shards"];
 const DEFAULT_CONTENT_TYPE: &str = "application/x-protobuf";
 /// Payload bytes copied into wasm memory at a time to be checksummed.
 const CHECKSUM_PIECE: u32 = 64 * 1024;
@@ -126,6 +126,7 @@ struct StatsView {
     dropped: u64,
     corrupt: u64,
     in_flight: u64,
+    pass_sends: u64,
     next_attempt_at: Option<u64>,
     delay_ms: u64,
 }
@@ -271,6 +272,7 @@ impl Exporter {
             dropped: s.dropped,
             corrupt: s.corrupt,
             in_flight: s.in_flight,
+            pass_sends: s.pass_sends,
             next_attempt_at: s.next_attempt_at,
             delay_ms: s.delay_ms,
         })

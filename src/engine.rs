@@ -147,6 +147,8 @@ pub struct Stats {
     pub dropped: u64,
     pub corrupt: u64,
     pub in_flight: u64,
+    /// Sends started by the current (or last) drain pass.
+    pub pass_sends: u64,
     pub next_attempt_at: Option<u64>,
     pub delay_ms: u64,
 }
@@ -436,6 +438,7 @@ impl Engine {
             dropped: c.dropped,
             corrupt: c.corrupt,
             in_flight: self.in_flight as u64,
+            pass_sends: self.pass_sends as u64,
             next_attempt_at: self.backoff.next_attempt_at(),
             delay_ms: self.backoff.delay_ms(),
         }

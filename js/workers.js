@@ -43,16 +43,42 @@ export function createWorkersExporter(namespace, options) {
   if (!Number.isInteger(shards) || shards < 1 || shards > 1024) {
     throw new RangeError(`export-retry: option \`shards\` must be a whole number from 1 to 1024, got ${shards}`);
   }
+  const key = cacheKey(options);
+  const cached = key && engines.get(namespace)?.get(key);
   const stub = (i) => namespace.get(namespace.idFromName(`export-retry-spool-${i}`));
-  const engine = buildEngine(options, { scheduler: noScheduler }, {
+  const engine = cached ?? buildEngine(options, { scheduler: noScheduler }, {
     async handoff(body, contentType, url) {
       nextShard ??= Math.floor(Math.random() * shards);
       const shard = nextShard++ % shards;
       const { outcome } = await stub(shard).spool(body, { contentType, url });
       return outcome;
     },
+    recovered: () => Promise.all(Array.from({ length: shards }, (_, i) => stub(i).backendRecovered())),
   });
+  if (key && !cached) {
+    if (!engines.has(namespace)) engines.set(namespace, new Map());
+    engines.get(namespace).set(key, engine);
+  }
   return new WorkersExporter(engine, shards, stub);
+}
+
+/**
+ * Engines kept for the isolate's life, so that consecutive requests share what
+ * the engine learnt (a backend that is failing: the next export is a single probe,
+ * and a delivered probe tells the spool objects to drain now). Options with a
+ * function (a custom fetch or logger) get a fresh engine per call.
+ */
+const engines = new WeakMap();
+
+function cacheKey(options) {
+  if (Object.values(options).some((v) => typeof v === "function" || (v !== null && typeof v === "object" && !isPlain(v)))) {
+    return undefined;
+  }
+  return JSON.stringify(Object.entries(options).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function isPlain(value) {
+  return Object.getPrototypeOf(value) === Object.prototype && Object.values(value).every((v) => typeof v === "string");
 }
 
 /** The request-path exporter, plus the spool objects' figures. */
@@ -142,6 +168,12 @@ export class SpoolObject extends DurableObject {
   async spool(body, options) {
     const engine = await this.#open();
     return engine.spool(body, options);
+  }
+
+  /** RPC: a request isolate saw the backend take a probe: drain now. */
+  async backendRecovered() {
+    const engine = await this.#open();
+    engine.backendRecovered();
   }
 
   /** RPC: the spool's figures, its next alarm and its last alarm runs. */

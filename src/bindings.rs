@@ -59,6 +59,9 @@ extern "C" {
     /// there and resolves to `"spooled"` or `"dropped"`.
     #[wasm_bindgen(method, catch)]
     fn handoff(this: &Host, body: &Uint8Array, content_type: &str, url: &str) -> Result<JsValue, JsValue>;
+    /// With `handoff`: tells the remote spool that the backend took a probe.
+    #[wasm_bindgen(method, catch)]
+    fn recovered(this: &Host) -> Result<JsValue, JsValue>;
 
     /// A fetch `Response`, read structurally so any fetch implementation works.
     type FetchResponse;
@@ -229,12 +232,21 @@ impl Exporter {
             Some(url) => return Err(type_error(&format!("spool(body, options): url must be an absolute http(s) URL, got {url:?}"))),
         };
         let inner = self.inner.clone();
+        inner.engine.borrow_mut().on_failed_elsewhere(inner.now(), random());
         Ok(future_to_promise(async move {
             let outcome = spool_locally(&inner, &body, &content_type, &url).await;
             inner.flush_logs();
             inner.reschedule();
             Ok(to_js(&ExportResult { outcome: outcome.name(), attempts: 0, status: None }))
         }))
+    }
+
+    /// Another exporter saw the backend take a payload (a delivered probe): stop
+    /// waiting out the backoff and drain now.
+    #[wasm_bindgen(js_name = backendRecovered)]
+    pub fn backend_recovered(&self) {
+        self.inner.engine.borrow_mut().on_backend_recovered();
+        self.inner.reschedule();
     }
 
     /// One drain pass now: sends what is due, oldest first, and schedules the next
@@ -397,7 +409,15 @@ async fn run_export(inner: &Rc<Inner>, body: &Uint8Array, content_type: &str) ->
                     let _ = JsFuture::from(inner.host.sleep(ms as f64)).await;
                 }
             }
-            ExportStep::Finished(outcome) => return (outcome, Some(job)),
+            ExportStep::Finished(outcome) => {
+                let recovered = inner.engine.borrow_mut().take_recovered();
+                if recovered && inner.hands_off {
+                    if let Err(e) = settle(inner.host.recovered()).await {
+                        let _ = inner.host.error(&format!("Could not tell the spool that the backend is back: {}", describe(&e)));
+                    }
+                }
+                return (outcome, Some(job));
+            }
             ExportStep::Persist if inner.hands_off => return (hand_off(inner, body, content_type).await, Some(job)),
             ExportStep::Persist => return (spool_locally(inner, body, content_type, &inner.endpoint).await, Some(job)),
         }

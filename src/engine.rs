@@ -177,6 +177,9 @@ pub struct Engine {
     pass_sends: u32,
     /// The last thing the backend did was take a payload: drain at full concurrency.
     healthy: bool,
+    /// A probe was delivered while the drain waited out a failure: a spool kept
+    /// elsewhere must hear that the backend is back.
+    recovered: bool,
 }
 
 impl Engine {
@@ -194,6 +197,7 @@ impl Engine {
             in_flight: 0,
             pass_sends: 0,
             healthy: true,
+            recovered: false,
         }
     }
 
@@ -237,6 +241,7 @@ impl Engine {
         match classify(attempt, now) {
             Verdict::Delivered => {
                 self.counters.delivered += 1;
+                self.recovered |= job.is_probe();
                 self.on_backend_took_something();
                 ExportStep::Finished(Outcome::Delivered)
             }
@@ -312,6 +317,28 @@ impl Engine {
         self.counters.dropped += 1;
         self.emit(Kind::Storage, now, || format!("Could not hand a failed export to the spool ({error}); dropping it"));
         Outcome::Dropped
+    }
+
+    /// A payload that failed in another engine (a request isolate) arrives to be
+    /// spooled here: that failure starts the backoff, unless it is already running,
+    /// so the drain does not retry at once what just failed twice.
+    pub fn on_failed_elsewhere(&mut self, now: u64, r: f64) {
+        self.healthy = false;
+        if !self.backoff.is_waiting(now) {
+            let epoch = self.backoff.epoch();
+            self.backoff.on_failure(&self.policy, now, epoch, None, r);
+        }
+    }
+
+    /// True once after a probe was delivered: where the spool lives in another
+    /// engine, the host tells it ([`Engine::on_backend_recovered`]).
+    pub fn take_recovered(&mut self) -> bool {
+        std::mem::take(&mut self.recovered)
+    }
+
+    /// Another engine saw the backend take a payload: stop waiting, drain now.
+    pub fn on_backend_recovered(&mut self) {
+        self.on_backend_took_something();
     }
 
     /// An export that is not attempted at all (the exporter is shut down).

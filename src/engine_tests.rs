@@ -480,3 +480,40 @@ fn a_drain_pass_stops_at_its_budget_and_asks_to_be_woken_at_once() {
     }
     assert_eq!(passes, vec![40, 40, 20]);
 }
+
+#[test]
+fn a_delivered_probe_is_reported_once_for_a_remote_spool() {
+    let mut e = Engine::new(Policy::default(), 1);
+    let (_, _) = export(&mut e, 10, T0, &[status(503), status(503)]);
+    assert!(!e.take_recovered(), "failures are not a recovery");
+    export(&mut e, 10, T0 + 1, &[status(200)]);
+    assert!(e.take_recovered());
+    assert!(!e.take_recovered(), "reported once");
+    export(&mut e, 10, T0 + 2, &[status(200)]);
+    assert!(!e.take_recovered(), "a healthy export is not a recovery");
+}
+
+#[test]
+fn a_remote_recovery_makes_the_drain_due_now() {
+    let mut e = Engine::new(Policy::default(), 1);
+    for i in 0..3 {
+        spool_one(&mut e, 10, T0 + i);
+    }
+    let now = T0 + 10;
+    assert!(e.next_wakeup(now).unwrap() > now);
+    e.on_backend_recovered();
+    assert_eq!(e.next_wakeup(now), Some(now));
+    assert_eq!(e.stats().delay_ms, 1_000);
+}
+
+#[test]
+fn a_payload_failed_elsewhere_starts_the_backoff_once() {
+    let mut e = Engine::new(Policy::default(), 1);
+    e.on_failed_elsewhere(T0, 0.5);
+    let id = e.reserve(10, T0).unwrap();
+    e.on_spool_written(id, 10, 1, T0);
+    assert_eq!(e.next_wakeup(T0), Some(T0 + 1_500), "not at once: it just failed twice");
+    e.on_failed_elsewhere(T0 + 100, 0.5);
+    assert_eq!(e.next_wakeup(T0 + 100), Some(T0 + 1_500), "a running backoff is not pushed back");
+    assert_eq!(e.stats().delay_ms, 2_000);
+}

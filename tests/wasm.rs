@@ -12,6 +12,24 @@ use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 #[wasm_bindgen(inline_js = r#"
+export function handoffHost(script, answers) {
+  // A request-isolate host: no storage; failed exports go to handoff(), which
+  // answers from `answers` ("spooled", "dropped" or "reject" to fail).
+  const made = scriptedHost(script, undefined);
+  made.handoffs = [];
+  made.recoveries = 0;
+  for (const k of ["storageGet", "storagePut", "storageDelete", "storageList"]) {
+    made.host[k] = () => { throw new Error(`no local storage: ${k}`); };
+  }
+  made.host.handoff = (body, contentType, url) => {
+    made.handoffs.push({ body: body.slice(), contentType, url });
+    const answer = answers.shift();
+    return answer === "reject" ? Promise.reject(new Error("RPC failed")) : Promise.resolve(answer);
+  };
+  made.host.recovered = () => { made.recoveries += 1; return Promise.resolve(); };
+  return made;
+}
+
 export function scriptedHost(script, maxValueBytes) {
   // script: what each fetch call does, in order: a status number, "throw"
   // (synchronous throw), "network" (rejects), "timeout" (rejects with a
@@ -54,6 +72,8 @@ export function scriptedHost(script, maxValueBytes) {
 extern "C" {
     #[wasm_bindgen(js_name = scriptedHost)]
     fn scripted_host(script: Array, max_value_bytes: JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = handoffHost)]
+    fn handoff_host(script: Array, answers: Array) -> JsValue;
 }
 
 const ENDPOINT: &str = "https://collector.example/v1/traces";
@@ -258,4 +278,79 @@ fn bad_options_name_the_option() {
     let err = ok.export("text".into(), JsValue::UNDEFINED).err().unwrap();
     assert!(err.is_instance_of::<js_sys::TypeError>());
     assert!(get(&err, "message").as_string().unwrap().contains("body"));
+}
+
+fn handoff_rig(steps: &[JsValue], answers: &[&str]) -> Rig {
+    let fake = handoff_host(script(steps), answers.iter().map(|a| JsValue::from(*a)).collect());
+    let exporter = Exporter::new(options(&[]), get(&fake, "host").unchecked_into(), None).unwrap();
+    Rig { fake, exporter }
+}
+
+#[wasm_bindgen_test]
+async fn a_request_isolate_hands_failed_exports_to_the_remote_spool() {
+    let rig = handoff_rig(&[s(503), s(503)], &["spooled"]);
+    let r = rig.export(b"payload").await;
+    assert_eq!((outcome(&r).as_str(), attempts(&r)), ("spooled", 2.0));
+    let handoffs = rig.list("handoffs");
+    assert_eq!(handoffs.length(), 1);
+    let h = handoffs.get(0);
+    assert_eq!(get(&h, "url").as_string().as_deref(), Some(ENDPOINT));
+    assert_eq!(get(&h, "contentType").as_string().as_deref(), Some("application/x-protobuf"));
+    assert_eq!(get(&h, "body").unchecked_into::<Uint8Array>().to_vec(), b"payload");
+    assert_eq!(rig.stat("spooled"), 1.0);
+    assert_eq!(rig.stat("queued"), 0.0, "nothing is stored locally");
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_or_refused_hand_off_drops_and_says_so() {
+    let rig = handoff_rig(&[s(503), s(503), s(503)], &["reject", "dropped"]);
+    assert_eq!(outcome(&rig.export(b"a").await), "dropped");
+    assert!(rig.logged("error").iter().any(|m| m.contains("RPC failed")), "{:?}", rig.logged("error"));
+    // The second export is a probe (the backend was failing): one attempt.
+    let r = rig.export(b"b").await;
+    assert_eq!((outcome(&r).as_str(), attempts(&r)), ("dropped", 1.0));
+    assert_eq!(rig.stat("dropped"), 2.0);
+}
+
+#[wasm_bindgen_test]
+async fn a_delivered_probe_tells_the_remote_spool_once() {
+    let rig = handoff_rig(&[s(503), s(503), s(200), s(200)], &["spooled"]);
+    rig.export(b"a").await;
+    let r = rig.export(b"b").await;
+    assert_eq!((outcome(&r).as_str(), attempts(&r)), ("delivered", 1.0));
+    assert_eq!(get(&rig.fake, "recoveries").as_f64(), Some(1.0));
+    rig.export(b"c").await;
+    assert_eq!(get(&rig.fake, "recoveries").as_f64(), Some(1.0), "a healthy export is no recovery");
+}
+
+#[wasm_bindgen_test]
+async fn spool_stores_a_payload_from_elsewhere_and_backs_off_before_draining_it() {
+    let rig = Rig::new(&[], None, &[]).await;
+    let opts = Object::new();
+    Reflect::set(&opts, &"contentType".into(), &"application/json".into()).unwrap();
+    Reflect::set(&opts, &"url".into(), &"https://collector.example/v1/logs".into()).unwrap();
+    let r = JsFuture::from(rig.exporter.spool(Uint8Array::from(&b"{}"[..]).into(), opts.into()).unwrap()).await.unwrap();
+    assert_eq!(outcome(&r), "spooled");
+    let stored = rig.stored();
+    let (header, _) = RecordHeader::decode(&stored[0].1).unwrap();
+    assert_eq!(header.url, "https://collector.example/v1/logs");
+    assert_eq!(header.content_type, "application/json");
+    assert!(rig.stat("nextAttemptAt") > 1_700_000_000_000.0, "the drain waits: the payload just failed elsewhere");
+    assert_eq!(rig.list("requests").length(), 0);
+
+    let bad = Object::new();
+    Reflect::set(&bad, &"url".into(), &"file:///etc/passwd".into()).unwrap();
+    let err = rig.exporter.spool(Uint8Array::from(&b"x"[..]).into(), bad.into()).err().unwrap();
+    assert!(get(&err, "message").as_string().unwrap().contains("url"));
+}
+
+#[wasm_bindgen_test]
+async fn backend_recovered_makes_the_drain_due_now() {
+    let rig = Rig::new(&[s(503), s(503)], None, &[]).await;
+    rig.export(b"x").await;
+    let before = rig.list("scheduled").length();
+    rig.exporter.backend_recovered();
+    let scheduled = rig.list("scheduled");
+    assert_eq!(scheduled.length(), before + 1);
+    assert_eq!(scheduled.get(before).as_f64(), Some(1_700_000_000_000.0 + 1000.0), "wake now (the clock moved 1 s in the retry)");
 }

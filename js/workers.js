@@ -9,7 +9,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import "./wasm.workers.js";
-import { parseOtlpHeaders } from "../pkg/export_retry.js";
+import { parseOtlpHeaders, parseOtlpTimeout } from "../pkg/export_retry.js";
 import { buildEngine, openEngine, RetryExporter } from "./exporter.js";
 import { DurableObjectSqlStorage } from "./durable-object-storage.js";
 
@@ -123,10 +123,7 @@ export function optionsFromEnv(env) {
     options.headers = parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS, "OTEL_EXPORTER_OTLP_HEADERS");
   }
   if (env.OTEL_EXPORTER_OTLP_TIMEOUT && options.timeoutMs === undefined) {
-    options.timeoutMs = Number(env.OTEL_EXPORTER_OTLP_TIMEOUT);
-    if (!Number.isFinite(options.timeoutMs)) {
-      throw new TypeError(`export-retry: OTEL_EXPORTER_OTLP_TIMEOUT must be milliseconds, got ${env.OTEL_EXPORTER_OTLP_TIMEOUT}`);
-    }
+    options.timeoutMs = parseOtlpTimeout(String(env.OTEL_EXPORTER_OTLP_TIMEOUT));
   }
   return options;
 }

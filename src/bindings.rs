@@ -229,7 +229,7 @@ impl Exporter {
         let url = match Reflect::get(&options, &"url".into()).ok().and_then(|u| u.as_string()) {
             None => self.inner.endpoint.clone(),
             Some(url) if url.len() <= MAX_URL_LEN && origin_of(&url).is_some() => url,
-            Some(url) => return Err(type_error(&format!("spool(body, options): url must be an absolute http(s) URL, got {url:?}"))),
+            Some(url) => return Err(type_error(&format!("spool(body, options): url must be an absolute http(s) URL, got \"{url}\""))),
         };
         let inner = self.inner.clone();
         inner.engine.borrow_mut().on_failed_elsewhere(inner.now(), random());
@@ -431,7 +431,7 @@ async fn hand_off(inner: &Inner, body: &Uint8Array, content_type: &str) -> Outco
     match answer.map(|v| v.as_string()) {
         Ok(Some(name)) if name == "spooled" => engine.on_handed_off(Outcome::Spooled),
         Ok(Some(name)) if name == "dropped" => engine.on_handed_off(Outcome::Dropped),
-        Ok(other) => engine.on_handoff_failed(&format!("unexpected answer {other:?}"), inner.now()),
+        Ok(other) => engine.on_handoff_failed(&format!("unexpected answer {}", other.unwrap_or_default()), inner.now()),
         Err(e) => engine.on_handoff_failed(&describe(&e), inner.now()),
     }
 }
@@ -554,6 +554,15 @@ async fn read_record(inner: &Inner, ticket: &Ticket) -> Result<(RecordHeader, Ui
 
 // ---- options -------------------------------------------------------------------
 
+/// Parses an `OTEL_EXPORTER_OTLP_TIMEOUT` value (whole milliseconds); throws a
+/// `RangeError` naming the variable otherwise.
+#[wasm_bindgen(js_name = parseOtlpTimeout)]
+pub fn parse_otlp_timeout(raw: &str) -> Result<f64, JsValue> {
+    let mut policy = Policy::default();
+    policy.set_env_timeout(raw).map_err(|e| range_error(&e.to_string()))?;
+    Ok(policy.timeout_ms as f64)
+}
+
 /// Parses an `OTEL_EXPORTER_OTLP_HEADERS`-style list (`k=v,k2=v2`, percent-encoded)
 /// into an object of header names to values. Throws a `TypeError` naming
 /// `variable` for a malformed list.
@@ -591,10 +600,13 @@ fn read_options(options: &JsValue, env_timeout: Option<&str>) -> Result<Config, 
         if value.is_undefined() {
             continue;
         }
-        let number: f64 = serde_wasm_bindgen::from_value(value.clone()).map_err(|_| {
+        let number = value.as_f64().ok_or_else(|| {
             type_error(&OptionError::new(name, format!("must be a number, got {}", type_name(&value))).to_string())
         })?;
-        policy.set(name, number).map_err(|e| range_error(&e.to_string()))?;
+        policy.set(name, number).map_err(|e| {
+            let shown = js_sys::Number::from(number).to_string_with_radix(10).map(String::from).unwrap_or_default();
+            range_error(&format!("{e}, got {shown}"))
+        })?;
     }
     policy.validate().map_err(|e| range_error(&e.to_string()))?;
 
@@ -604,7 +616,7 @@ fn read_options(options: &JsValue, env_timeout: Option<&str>) -> Result<Config, 
         .ok_or_else(|| type_error(&OptionError::new("endpoint", format!("must be an absolute http(s) URL string, got {}", type_name(&endpoint_value))).to_string()))?;
     let origin = origin_of(&endpoint)
         .filter(|_| endpoint.len() <= MAX_URL_LEN)
-        .ok_or_else(|| type_error(&OptionError::new("endpoint", format!("must be an absolute http(s) URL, got {endpoint:?}")).to_string()))?;
+        .ok_or_else(|| type_error(&OptionError::new("endpoint", format!("must be an absolute http(s) URL, got \"{endpoint}\"")).to_string()))?;
 
     let headers = read_headers(&get("headers"))?;
     Ok((policy, endpoint, origin, headers))
@@ -626,12 +638,12 @@ fn read_headers(value: &JsValue) -> Result<Vec<(String, String)>, JsValue> {
         let value = entry.get(1);
         let value = value
             .as_string()
-            .ok_or_else(|| bad(format!("value of {name:?} must be a string, got {}", type_name(&value))))?;
+            .ok_or_else(|| bad(format!("value of \"{name}\" must be a string, got {}", type_name(&value))))?;
         if name.is_empty() || !name.chars().all(is_token_char) {
-            return Err(bad(format!("{name:?} is not a valid header name")));
+            return Err(bad(format!("\"{name}\" is not a valid header name")));
         }
         if value.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
-            return Err(bad(format!("value of {name:?} contains a line break or NUL")));
+            return Err(bad(format!("value of \"{name}\" contains a line break or NUL")));
         }
         headers.push((name.to_ascii_lowercase(), value));
     }

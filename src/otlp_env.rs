@@ -17,14 +17,14 @@ pub fn parse_headers(variable: &str, raw: &str) -> Result<Vec<(String, String)>,
         }
         let (key, value) = item
             .split_once('=')
-            .ok_or_else(|| OptionError::new(variable, format!("entry {:?} is not key=value", item.trim())))?;
+            .ok_or_else(|| OptionError::new(variable, format!("entry \"{}\" is not key=value", item.trim())))?;
         let key = decode(variable, key.trim())?;
         let value = decode(variable, value.trim())?;
         if key.is_empty() || !key.chars().all(is_token_char) {
-            return Err(OptionError::new(variable, format!("{key:?} is not a valid header name")));
+            return Err(OptionError::new(variable, format!("\"{key}\" is not a valid header name")));
         }
         if value.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
-            return Err(OptionError::new(variable, format!("the value of {key:?} contains a line break or NUL")));
+            return Err(OptionError::new(variable, format!("the value of \"{key}\" contains a line break or NUL")));
         }
         headers.push((key.to_ascii_lowercase(), value));
     }
@@ -40,7 +40,7 @@ fn decode(variable: &str, s: &str) -> Result<String, OptionError> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .map(|v| v.into_owned())
-        .map_err(|_| OptionError::new(variable, format!("{s:?} does not percent-decode to UTF-8")))
+        .map_err(|_| OptionError::new(variable, format!("\"{s}\" does not percent-decode to UTF-8")))
 }
 
 #[cfg(test)]

@@ -84,7 +84,8 @@ pub const NUMERIC_OPTIONS: [&str; 9] = [
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 impl Policy {
-    /// Sets one numeric option from a JavaScript number.
+    /// Sets one numeric option from a JavaScript number. The error does not
+    /// repeat the value: the caller shows it as its runtime prints numbers.
     pub fn set(&mut self, option: &str, value: f64) -> Result<(), OptionError> {
         let whole = whole_number(option, value)?;
         match option {
@@ -99,12 +100,12 @@ impl Policy {
                 self.drain_concurrency = u32::try_from(n)
                     .ok()
                     .filter(|n| *n <= 256)
-                    .ok_or_else(|| OptionError::new(option, format!("must be at most 256, got {value}")))?;
+                    .ok_or_else(|| OptionError::new(option, "must be at most 256"))?;
             }
             "maxRetryAfterMs" => self.max_retry_after_ms = whole,
             "drainBudget" => {
                 self.drain_budget = u32::try_from(whole)
-                    .map_err(|_| OptionError::new(option, format!("must be at most {}, got {value}", u32::MAX)))?;
+                    .map_err(|_| OptionError::new(option, format!("must be at most {}", u32::MAX)))?;
             }
             _ => return Err(OptionError::new(option, "is not an option of export-retry")),
         }
@@ -115,11 +116,10 @@ impl Policy {
     /// OpenTelemetry exporter specification defines it).
     pub fn set_env_timeout(&mut self, raw: &str) -> Result<(), OptionError> {
         const NAME: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
-        let value: f64 = raw
+        let whole: u64 = raw
             .trim()
             .parse()
-            .map_err(|_| OptionError::new(NAME, format!("must be a number of milliseconds, got {raw:?}")))?;
-        let whole = whole_number(NAME, value)?;
+            .map_err(|_| OptionError::new(NAME, format!("must be a whole number of milliseconds, got \"{raw}\"")))?;
         self.timeout_ms = positive(NAME, whole)?;
         Ok(())
     }
@@ -138,7 +138,7 @@ impl Policy {
 
 fn whole_number(option: &str, value: f64) -> Result<u64, OptionError> {
     if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > MAX_SAFE_INTEGER {
-        return Err(OptionError::new(option, format!("must be a whole number >= 0, got {value}")));
+        return Err(OptionError::new(option, "must be a whole number >= 0"));
     }
     Ok(value as u64)
 }

@@ -25,7 +25,37 @@
 
 use core::fmt;
 
-pub use crc32fast::Hasher as Checksum;
+/// CRC-32 (IEEE 802.3, the zlib one) with a 1 KiB table: small in wasm, and
+/// fast enough for the slow path it serves (spool writes and reads).
+const CRC32: crc::Crc<u32, crc::Table<1>> = crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+
+/// An incremental CRC-32 of a payload fed in pieces.
+pub struct Checksum(crc::Digest<'static, u32, crc::Table<1>>);
+
+impl Checksum {
+    pub fn new() -> Self {
+        Checksum(CRC32.digest())
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finalize(self) -> u32 {
+        self.0.finalize()
+    }
+}
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Checksum::new()
+    }
+}
+
+/// The CRC-32 of `bytes` in one go.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    CRC32.checksum(bytes)
+}
 
 const MAGIC: &[u8; 4] = b"ERX1";
 const VERSION: u8 = 1;
@@ -95,7 +125,7 @@ impl RecordHeader {
         out.extend_from_slice(self.content_type.as_bytes());
         out.extend_from_slice(&(self.url.len() as u16).to_le_bytes());
         out.extend_from_slice(self.url.as_bytes());
-        let crc = crc32fast::hash(&out);
+        let crc = checksum(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         Ok(out)
     }
@@ -120,7 +150,7 @@ impl RecordHeader {
         let url = r.string("URL", MAX_URL_LEN)?;
         let header_end = r.at;
         let crc = r.u32()?;
-        if crc != crc32fast::hash(&bytes[..header_end]) {
+        if crc != checksum(&bytes[..header_end]) {
             return Err(RecordError::HeaderChecksum);
         }
         Ok((RecordHeader { created_at_ms, payload_len, payload_crc, content_type, url }, r.at))
@@ -184,7 +214,7 @@ mod tests {
         RecordHeader {
             created_at_ms: 1_700_000_000_123,
             payload_len: payload.len() as u64,
-            payload_crc: crc32fast::hash(payload),
+            payload_crc: checksum(payload),
             content_type: "application/x-protobuf".into(),
             url: "https://collector.example/v1/traces".into(),
         }
@@ -200,7 +230,7 @@ mod tests {
         let (decoded, at) = RecordHeader::decode(&bytes).unwrap();
         assert_eq!(decoded, header);
         assert_eq!(at, header_len);
-        decoded.verify_payload(payload.len() as u64, crc32fast::hash(&bytes[at..])).unwrap();
+        decoded.verify_payload(payload.len() as u64, checksum(&bytes[at..])).unwrap();
     }
 
     #[test]
@@ -227,8 +257,8 @@ mod tests {
     #[test]
     fn payload_damage_is_detected() {
         let header = sample(b"payload");
-        assert_eq!(header.verify_payload(6, crc32fast::hash(b"payloa")), Err(RecordError::LengthMismatch { header: 7, stored: 6 }));
-        assert_eq!(header.verify_payload(7, crc32fast::hash(b"pAyload")), Err(RecordError::PayloadChecksum));
+        assert_eq!(header.verify_payload(6, checksum(b"payloa")), Err(RecordError::LengthMismatch { header: 7, stored: 6 }));
+        assert_eq!(header.verify_payload(7, checksum(b"pAyload")), Err(RecordError::PayloadChecksum));
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl Exporter {
                     let orphans = inner.engine.borrow_mut().recover(keys.iter().map(String::as_str), now);
                     for key in orphans {
                         if let Err(e) = settle(inner.host.storage_delete(&key)).await {
-                            inner.engine.borrow_mut().on_delete_failed(&key, &describe(&e), now);
+                            inner.engine.borrow_mut().on_delete_failed(&key, 0, &describe(&e), now);
                         }
                     }
                 }
@@ -516,7 +516,9 @@ async fn drain_record(inner: Rc<Inner>, ticket: Ticket) {
     let doomed = inner.engine.borrow_mut().on_drain_result(&ticket, &sent, now, random());
     for key in doomed {
         if let Err(e) = settle(inner.host.storage_delete(&key)).await {
-            inner.engine.borrow_mut().on_delete_failed(&key, &describe(&e), now);
+            let len = ticket.entry.payload_len;
+            inner.engine.borrow_mut().on_delete_failed(&key, len, &describe(&e), now);
+            break; // the head is deleted first: what remains is still a whole record
         }
     }
     inner.flush_logs();

@@ -431,9 +431,12 @@ impl Engine {
         }
     }
 
-    /// A delete after delivery failed: the record may be sent again after a
-    /// restart (at-least-once), which is worth a line.
-    pub fn on_delete_failed(&mut self, key: &str, error: &str, now: u64) {
+    /// Deleting `key` failed. It still occupies storage, so its `payload_len`
+    /// bytes keep counting against capacity (0 for a key not in the index), and
+    /// after a restart it is sent again (at-least-once), which is worth a line.
+    /// The host stops deleting that record's other pieces.
+    pub fn on_delete_failed(&mut self, key: &str, payload_len: u64, error: &str, now: u64) {
+        self.spool.note_undeleted(payload_len);
         self.emit(Kind::Storage, now, || {
             format!("Spool storage failed to delete {key} ({error}); it may be delivered again after a restart")
         });

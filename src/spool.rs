@@ -113,6 +113,10 @@ pub struct SpoolIndex {
     /// Bytes of records being written now; they count against capacity.
     reserved_bytes: u64,
     reserved: u64,
+    /// Records removed from the index whose delete failed: they still occupy
+    /// storage (and come back after a restart), so they count against capacity.
+    undeleted_bytes: u64,
+    undeleted: u64,
     last_seq: u64,
 }
 
@@ -161,9 +165,19 @@ impl SpoolIndex {
         self.queued_bytes
     }
 
-    /// Records and bytes held or being written: what capacity is judged on.
+    /// Records and bytes held, being written, or left undeleted in storage: what
+    /// capacity is judged on.
     pub fn held(&self) -> (u64, u64) {
-        (self.entries.len() as u64 + self.reserved, self.queued_bytes + self.reserved_bytes)
+        (
+            self.entries.len() as u64 + self.reserved + self.undeleted,
+            self.queued_bytes + self.reserved_bytes + self.undeleted_bytes,
+        )
+    }
+
+    /// A removed record's delete failed: its bytes stay in storage.
+    pub fn note_undeleted(&mut self, payload_len: u64) {
+        self.undeleted += 1;
+        self.undeleted_bytes += payload_len;
     }
 
     /// Takes the next id for a record created at `now` and reserves its bytes.

@@ -8,7 +8,10 @@
  *   await backend.waitFor((b) => b.delivered.length === 3, { what: "3 deliveries" });
  *   await backend.close();
  *
- * Modes: "ok" | "<status>" (e.g. "503") | { status, retryAfter?, name? } | "hang" | "reset" | "refuse".
+ * Modes: "ok" | "<status>" (e.g. "503") | { status, retryAfter?, location?, name? } | "hang" | "reset" | "refuse"
+ * and two hostile ones: "huge" (200 with an endless body, sent as fast as the client reads, up to
+ * 1 GiB; the record's `bodyBytesSent` says how much went out) and "trickle" (the response head one
+ * byte every 100 ms, forever).
  * A request's mode name is "ok", the status as a string ("503"), the object's `name`, or the keyword.
  */
 import { createServer, STATUS_CODES } from "node:http";
@@ -136,6 +139,8 @@ class Backend {
       };
       this.#requests.push(record);
       if (mode.kind === "hang") return;
+      if (mode.kind === "huge") return sendEndlessBody(res, record);
+      if (mode.kind === "trickle") return trickleHead(req.socket);
       if (mode.kind === "reset") {
         const socket = req.socket;
         socket.write(RESET_HEAD, () => {
@@ -147,6 +152,7 @@ class Backend {
       }
       const headers = { "content-type": "text/plain" };
       if (mode.retryAfter !== undefined) headers["retry-after"] = String(mode.retryAfter);
+      if (mode.location !== undefined) headers.location = mode.location;
       if (mode.status >= 200 && mode.status < 300) this.#delivered.push(record);
       res.writeHead(mode.status, headers).end(STATUS_CODES[mode.status] ?? `status ${mode.status}`);
     });
@@ -155,9 +161,9 @@ class Backend {
 
 function parseMode(mode) {
   if (mode === "ok") return { kind: "status", status: 200, name: "ok" };
-  if (mode === "hang" || mode === "reset" || mode === "refuse") return { kind: mode, name: mode };
+  if (["hang", "reset", "refuse", "huge", "trickle"].includes(mode)) return { kind: mode, name: mode };
   if (typeof mode === "string" && /^\d{3}$/.test(mode)) return statusMode(Number(mode), undefined, mode);
-  if (mode && typeof mode === "object") return statusMode(mode.status, mode.retryAfter, mode.name);
+  if (mode && typeof mode === "object") return { ...statusMode(mode.status, mode.retryAfter, mode.name), location: mode.location };
   throw new TypeError(`unknown backend mode ${JSON.stringify(mode)}`);
 }
 
@@ -166,4 +172,34 @@ function statusMode(status, retryAfter, name = String(status)) {
     throw new TypeError(`backend mode status must be an integer in 200..599, got ${status}`);
   }
   return { kind: "status", status, retryAfter, name };
+}
+
+const HUGE_LIMIT = 1024 * 1024 * 1024;
+
+/** A 200 whose body never ends (up to 1 GiB), written as fast as the client reads it. */
+function sendEndlessBody(res, record) {
+  const chunk = Buffer.alloc(64 * 1024, 0x41);
+  record.bodyBytesSent = 0;
+  res.writeHead(200, { "content-type": "application/octet-stream" });
+  const pump = () => {
+    while (!res.destroyed && record.bodyBytesSent < HUGE_LIMIT) {
+      record.bodyBytesSent += chunk.length;
+      if (!res.write(chunk)) return res.once("drain", pump);
+    }
+    if (!res.destroyed) res.end();
+  };
+  res.on("close", () => (record.closedAt = Date.now()));
+  pump();
+}
+
+/** The response head, one byte every 100 ms, until the client gives up. */
+function trickleHead(socket) {
+  const head = Buffer.from("HTTP/1.1 200 OK\r\nX-Slow: " + "z".repeat(100000));
+  let at = 0;
+  const timer = setInterval(() => {
+    if (socket.destroyed || at >= head.length) return clearInterval(timer);
+    socket.write(head.subarray(at, at + 1));
+    at += 1;
+  }, 100);
+  socket.on("close", () => clearInterval(timer));
 }

@@ -7,6 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startBackend } from "../support/backend.js";
@@ -178,4 +179,38 @@ test("with shards: 4, records spread over 4 objects and all drain", TIMEOUT, asy
   assert.equal(total(stats, "delivered"), 40);
   assert.ok(stats.every((s) => s.delivered === 10));
   assert.equal(deliveredWith("case7-").length, 41);
+});
+
+test("corrupt rows in the object's storage are removed and counted; intact records drain; alarm() never throws", TIMEOUT, async () => {
+  const dir = await stateDir();
+  const first = await worker(dir);
+  await backend.setMode("503");
+  for (let i = 0; i < 5; i++) assert.equal((await first.export(tagged(`case8-${i}-`))).outcome, "spooled");
+  await first.kill();
+
+  // Damage the stopped object's SQLite storage directly.
+  const doDir = join(dir, "v3", "do", "export-retry-example-SpoolObject");
+  const [file] = (await readdir(doDir)).filter((f) => f.endsWith(".sqlite") && !f.startsWith("metadata"));
+  const db = new DatabaseSync(join(doDir, file));
+  const rows = db.prepare("SELECT key, value FROM export_retry_spool ORDER BY key").all();
+  assert.equal(rows.length, 5);
+  const flipped = new Uint8Array(rows[1].value);
+  flipped[flipped.length - 3] ^= 0x01;
+  const update = db.prepare("UPDATE export_retry_spool SET value = ? WHERE key = ?");
+  update.run(flipped, rows[1].key); // a flipped bit
+  update.run(new Uint8Array(rows[2].value).subarray(0, 20), rows[2].key); // truncated
+  update.run(new Uint8Array(0), rows[3].key); // empty
+  db.prepare("INSERT INTO export_retry_spool (key, value) VALUES (?, ?)").run("junk-key", new Uint8Array([1, 2, 3]));
+  db.close();
+
+  await backend.setMode("ok");
+  const second = await worker(dir);
+  await backend.waitFor(() => deliveredWith("case8-").length >= 2 || undefined, { timeoutMs: 30_000, what: "the intact records" });
+  let stats;
+  await waitUntil(async () => ([stats] = await second.spoolStats(), stats.queued === 0), { timeoutMs: 15_000, what: "an empty spool" });
+  const ids = deliveredWith("case8-").map((r) => r.body.toString("latin1").split("-")[1]).sort();
+  assert.deepEqual(ids, ["0", "4"]);
+  assert.equal(stats.corrupt, 3);
+  assert.match(second.output, /Removed a corrupt spooled record/, "logged (workerd console output)");
+  assert.ok(stats.alarms.length >= 1);
 });

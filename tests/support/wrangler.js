@@ -27,7 +27,7 @@ async function freePort() {
 export async function startWorker({ persistDir, vars = {}, readyTimeoutMs = 90_000 }) {
   const port = await freePort();
   const args = ["dev", "--config", `${root}wrangler.toml`, "--ip", "127.0.0.1", "--port", String(port),
-    "--persist-to", persistDir, "--show-interactive-dev-session=false", "--log-level", "warn"];
+    "--persist-to", persistDir, "--show-interactive-dev-session=false", "--log-level", "log"];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   const child = spawn(wranglerBin, args, {
     cwd: root,
@@ -37,7 +37,7 @@ export async function startWorker({ persistDir, vars = {}, readyTimeoutMs = 90_0
   });
   let output = "";
   const collect = (chunk) => {
-    output = (output + chunk).slice(-20_000);
+    output = (output + chunk).slice(-200_000);
   };
   child.stdout.on("data", collect);
   child.stderr.on("data", collect);

@@ -13,3 +13,6 @@ wasm-pack test --node
 
 printf '\033[1m[test]\033[0m node --test (JavaScript integration)\n'
 node --test --test-timeout=120000 "tests/js/*.test.js"
+
+printf '\033[1m[test]\033[0m crash soak, small (npm run soak runs the full one)\n'
+node tests/soak/soak.js --kills 5 --workers 2

@@ -141,6 +141,7 @@ impl Exporter {
     /// `OTEL_EXPORTER_OTLP_TIMEOUT`, used when `timeoutMs` is not given.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, host: Host, env_timeout: Option<String>) -> Result<Exporter, JsValue> {
+        install_panic_hook();
         let (policy, endpoint, origin, headers) = read_options(&options, env_timeout.as_deref())?;
         let engine = Engine::new(policy, random_u32());
         let hands_off = Reflect::get(&host, &"handoff".into()).is_ok_and(|f| f.is_function());
@@ -672,6 +673,17 @@ fn read_content_type(options: &JsValue) -> Result<String, JsValue> {
 }
 
 // ---- helpers -------------------------------------------------------------------
+
+/// wasm32 has no unwinding: a panic aborts the call with a `RuntimeError`. The
+/// hook first prints what panicked, so a bug report has more than "unreachable".
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            web_sys::console::error_1(&format!("[export-retry] internal error (please report): {info}").into());
+        }));
+    });
+}
 
 /// Awaits a host call's result, whether it returned a value, a promise or threw.
 async fn settle(result: Result<JsValue, JsValue>) -> Result<JsValue, JsValue> {

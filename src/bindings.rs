@@ -7,7 +7,6 @@
 //! only in 64 KiB pieces to be checksummed when spooled and when read back.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -101,8 +100,8 @@ struct Inner {
     endpoint: String,
     origin: String,
     headers: Vec<(String, String)>,
-    /// Exports not yet settled, for `forceFlush`.
-    exports: RefCell<BTreeMap<u64, Promise>>,
+    /// Exports not yet settled, for `forceFlush` (few at a time: a Vec is enough).
+    exports: RefCell<Vec<(u64, Promise)>>,
     next_export: Cell<u64>,
     /// The drain pass under way; a second `drain()` joins it.
     drain: RefCell<Option<Promise>>,
@@ -153,7 +152,7 @@ impl Exporter {
                 endpoint,
                 origin,
                 headers,
-                exports: RefCell::new(BTreeMap::new()),
+                exports: RefCell::new(Vec::new()),
                 next_export: Cell::new(0),
                 drain: RefCell::new(None),
                 scheduled: Cell::new(None),
@@ -204,7 +203,7 @@ impl Exporter {
             let inner = inner.clone();
             async move {
                 let (outcome, job) = run_export(&inner, &body, &content_type).await;
-                inner.exports.borrow_mut().remove(&id);
+                inner.exports.borrow_mut().retain(|(other, _)| *other != id);
                 inner.flush_logs();
                 inner.reschedule();
                 let result = ExportResult {
@@ -215,7 +214,7 @@ impl Exporter {
                 Ok(to_js(&result))
             }
         });
-        inner.exports.borrow_mut().insert(id, promise.clone());
+        inner.exports.borrow_mut().push((id, promise.clone()));
         Ok(promise)
     }
 
@@ -295,7 +294,7 @@ impl Exporter {
     /// (delivered, spooled, rejected or dropped).
     #[wasm_bindgen(js_name = forceFlush)]
     pub fn force_flush(&self) -> Promise {
-        let pending: Array = self.inner.exports.borrow().values().cloned().collect();
+        let pending: Array = self.inner.exports.borrow().iter().map(|(_, p)| p.clone()).collect();
         future_to_promise(async move {
             let _ = JsFuture::from(Promise::all_settled(&pending)).await;
             Ok(JsValue::UNDEFINED)

@@ -56,6 +56,8 @@ export interface ExporterOptions {
 export interface ExportOptions {
   /** Default `application/x-protobuf`. */
   contentType?: string;
+  /** The body's `Content-Encoding` (e.g. `gzip`); stored with a spooled record and sent with it. Default none. */
+  contentEncoding?: string;
 }
 
 export interface ExportResult {

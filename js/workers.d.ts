@@ -36,7 +36,7 @@ export function optionsFromEnv(env: Record<string, unknown>): WorkersExporterOpt
 export class SpoolObject extends DurableObject {
   /** Override to configure the object otherwise than from its env. */
   exporterOptions(env: unknown): Omit<ExporterOptions, "storage" | "scheduler">;
-  spool(body: Uint8Array, options: { contentType?: string; url?: string }): Promise<{ outcome: "spooled" | "dropped" }>;
+  spool(body: Uint8Array, options: { contentType?: string; contentEncoding?: string; url?: string }): Promise<{ outcome: "spooled" | "dropped" }>;
   backendRecovered(): Promise<void>;
   stats(): Promise<SpoolStats>;
   alarm(): Promise<void>;

@@ -44,18 +44,18 @@ export function createWorkersExporter(namespace, options) {
     throw new RangeError(`export-retry: option \`shards\` must be a whole number from 1 to 1024, got ${shards}`);
   }
   const key = cacheKey(options);
-  const cached = key && engines.get(namespace)?.get(key);
+  const cached = engines.get(namespace)?.get(key);
   const stub = (i) => namespace.get(namespace.idFromName(`export-retry-spool-${i}`));
   const engine = cached ?? buildEngine(options, { scheduler: noScheduler }, {
-    async handoff(body, contentType, url) {
+    async handoff(body, options) {
       nextShard ??= Math.floor(Math.random() * shards);
       const shard = nextShard++ % shards;
-      const { outcome } = await stub(shard).spool(body, { contentType, url });
+      const { outcome } = await stub(shard).spool(body, options);
       return outcome;
     },
     recovered: () => Promise.all(Array.from({ length: shards }, (_, i) => stub(i).backendRecovered())),
   });
-  if (key && !cached) {
+  if (!cached) {
     if (!engines.has(namespace)) engines.set(namespace, new Map());
     engines.get(namespace).set(key, engine);
   }
@@ -63,22 +63,26 @@ export function createWorkersExporter(namespace, options) {
 }
 
 /**
- * Engines kept for the isolate's life, so that consecutive requests share what
- * the engine learnt (a backend that is failing: the next export is a single probe,
- * and a delivered probe tells the spool objects to drain now). Options with a
- * function (a custom fetch or logger) get a fresh engine per call.
+ * Engines kept for the isolate's life, per binding and options, so that
+ * consecutive requests share what the engine learnt (a backend that is failing:
+ * the next export is a single probe, and a delivered probe tells the spool
+ * objects to drain now). Functions and non-plain objects in the options (a custom
+ * `fetch` or `logger`) count by identity.
  */
 const engines = new WeakMap();
+const identities = new WeakMap();
+let nextIdentity = 0;
 
 function cacheKey(options) {
-  if (Object.values(options).some((v) => typeof v === "function" || (v !== null && typeof v === "object" && !isPlain(v)))) {
-    return undefined;
-  }
-  return JSON.stringify(Object.entries(options).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}
-
-function isPlain(value) {
-  return Object.getPrototypeOf(value) === Object.prototype && Object.values(value).every((v) => typeof v === "string");
+  const part = (value) => {
+    if (typeof value !== "function" && (value === null || typeof value !== "object")) return value;
+    const plain = typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype
+      && Object.values(value).every((v) => typeof v === "string");
+    if (plain) return Object.entries(value).sort();
+    if (!identities.has(value)) identities.set(value, ++nextIdentity);
+    return `#${identities.get(value)}`;
+  };
+  return JSON.stringify(Object.keys(options).sort().map((key) => [key, part(options[key])]));
 }
 
 /** The request-path exporter, plus the spool objects' figures. */

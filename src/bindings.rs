@@ -22,7 +22,7 @@ use crate::engine::{DrainStep, Engine, ExportJob, ExportStep, Outcome, Sent, Tic
 use crate::log::Level;
 use crate::otlp_env::{self, is_token_char};
 use crate::policy::{OptionError, Policy, NUMERIC_OPTIONS};
-use crate::record::{Checksum, RecordHeader, MAX_CONTENT_TYPE_LEN, MAX_HEADER_LEN, MAX_URL_LEN};
+use crate::record::{Checksum, RecordHeader, MAX_CONTENT_ENCODING_LEN, MAX_CONTENT_TYPE_LEN, MAX_HEADER_LEN, MAX_URL_LEN};
 use crate::spool::{self, RecordId};
 
 #[wasm_bindgen]
@@ -55,9 +55,10 @@ extern "C" {
     #[wasm_bindgen(method, catch)]
     fn error(this: &Host, message: &str) -> Result<(), JsValue>;
     /// Present where the spool lives elsewhere (a Durable Object): stores a payload
-    /// there and resolves to `"spooled"` or `"dropped"`.
+    /// there (options: `contentType`, `contentEncoding`, `url`) and resolves to
+    /// `"spooled"` or `"dropped"`.
     #[wasm_bindgen(method, catch)]
-    fn handoff(this: &Host, body: &Uint8Array, content_type: &str, url: &str) -> Result<JsValue, JsValue>;
+    fn handoff(this: &Host, body: &Uint8Array, options: &Object) -> Result<JsValue, JsValue>;
     /// With `handoff`: tells the remote spool that the backend took a probe.
     #[wasm_bindgen(method, catch)]
     fn recovered(this: &Host) -> Result<JsValue, JsValue>;
@@ -195,14 +196,14 @@ impl Exporter {
         let body: Uint8Array = body
             .dyn_into()
             .map_err(|v| type_error(&format!("export(body): body must be a Uint8Array, got {}", type_name(&v))))?;
-        let content_type = read_content_type(&options)?;
+        let meta = read_meta(&options, "export")?;
         let inner = self.inner.clone();
         let id = inner.next_export.get();
         inner.next_export.set(id + 1);
         let promise = future_to_promise({
             let inner = inner.clone();
             async move {
-                let (outcome, job) = run_export(&inner, &body, &content_type).await;
+                let (outcome, job) = run_export(&inner, &body, &meta).await;
                 inner.exports.borrow_mut().retain(|(other, _)| *other != id);
                 inner.flush_logs();
                 inner.reschedule();
@@ -225,7 +226,7 @@ impl Exporter {
         let body: Uint8Array = body
             .dyn_into()
             .map_err(|v| type_error(&format!("spool(body): body must be a Uint8Array, got {}", type_name(&v))))?;
-        let content_type = read_content_type(&options)?;
+        let meta = read_meta(&options, "spool")?;
         let url = match Reflect::get(&options, &"url".into()).ok().and_then(|u| u.as_string()) {
             None => self.inner.endpoint.clone(),
             Some(url) if url.len() <= MAX_URL_LEN && origin_of(&url).is_some() => url,
@@ -234,7 +235,7 @@ impl Exporter {
         let inner = self.inner.clone();
         inner.engine.borrow_mut().on_failed_elsewhere(inner.now(), random());
         Ok(future_to_promise(async move {
-            let outcome = spool_locally(&inner, &body, &content_type, &url).await;
+            let outcome = spool_locally(&inner, &body, &meta, &url).await;
             inner.flush_logs();
             inner.reschedule();
             Ok(to_js(&ExportResult { outcome: outcome.name(), attempts: 0, status: None }))
@@ -354,14 +355,17 @@ impl Inner {
     }
 
     /// One POST. Configured headers go only to the configured endpoint's origin.
-    async fn post(&self, url: &str, content_type: &str, body: &Uint8Array) -> Attempt {
+    async fn post(&self, url: &str, meta: &Meta, body: &Uint8Array) -> Attempt {
         let headers = Object::new();
         if origin_of(url).as_deref() == Some(self.origin.as_str()) {
             for (name, value) in &self.headers {
                 set(&headers, name, &JsValue::from_str(value));
             }
         }
-        set(&headers, "content-type", &JsValue::from_str(content_type));
+        set(&headers, "content-type", &JsValue::from_str(&meta.content_type));
+        if !meta.content_encoding.is_empty() {
+            set(&headers, "content-encoding", &JsValue::from_str(&meta.content_encoding));
+        }
         let init = Object::new();
         set(&init, "method", &JsValue::from_str("POST"));
         set(&init, "headers", &headers);
@@ -393,14 +397,14 @@ impl Inner {
     }
 }
 
-async fn run_export(inner: &Rc<Inner>, body: &Uint8Array, content_type: &str) -> (Outcome, Option<ExportJob>) {
+async fn run_export(inner: &Rc<Inner>, body: &Uint8Array, meta: &Meta) -> (Outcome, Option<ExportJob>) {
     if inner.closed.get() {
         let outcome = inner.engine.borrow_mut().drop_export("the exporter is shut down", inner.now());
         return (outcome, None);
     }
     let mut job = inner.engine.borrow_mut().start_export(inner.now());
     loop {
-        let attempt = inner.post(&inner.endpoint, content_type, body).await;
+        let attempt = inner.post(&inner.endpoint, meta, body).await;
         let step = inner.engine.borrow_mut().on_export_attempt(&mut job, &attempt, inner.now(), random());
         inner.flush_logs();
         match step {
@@ -418,15 +422,21 @@ async fn run_export(inner: &Rc<Inner>, body: &Uint8Array, content_type: &str) ->
                 }
                 return (outcome, Some(job));
             }
-            ExportStep::Persist if inner.hands_off => return (hand_off(inner, body, content_type).await, Some(job)),
-            ExportStep::Persist => return (spool_locally(inner, body, content_type, &inner.endpoint).await, Some(job)),
+            ExportStep::Persist if inner.hands_off => return (hand_off(inner, body, meta).await, Some(job)),
+            ExportStep::Persist => return (spool_locally(inner, body, meta, &inner.endpoint).await, Some(job)),
         }
     }
 }
 
 /// Hands a failed export to the spool that lives elsewhere.
-async fn hand_off(inner: &Inner, body: &Uint8Array, content_type: &str) -> Outcome {
-    let answer = settle(inner.host.handoff(body, content_type, &inner.endpoint)).await;
+async fn hand_off(inner: &Inner, body: &Uint8Array, meta: &Meta) -> Outcome {
+    let options = Object::new();
+    set(&options, "contentType", &JsValue::from_str(&meta.content_type));
+    if !meta.content_encoding.is_empty() {
+        set(&options, "contentEncoding", &JsValue::from_str(&meta.content_encoding));
+    }
+    set(&options, "url", &JsValue::from_str(&inner.endpoint));
+    let answer = settle(inner.host.handoff(body, &options)).await;
     let mut engine = inner.engine.borrow_mut();
     match answer.map(|v| v.as_string()) {
         Ok(Some(name)) if name == "spooled" => engine.on_handed_off(Outcome::Spooled),
@@ -437,14 +447,14 @@ async fn hand_off(inner: &Inner, body: &Uint8Array, content_type: &str) -> Outco
 }
 
 /// Reserves room in this exporter's spool and writes the record.
-async fn spool_locally(inner: &Inner, body: &Uint8Array, content_type: &str, url: &str) -> Outcome {
+async fn spool_locally(inner: &Inner, body: &Uint8Array, meta: &Meta, url: &str) -> Outcome {
     let len = body.length() as u64;
     let reserved = inner.engine.borrow_mut().reserve(len, inner.now());
     let id = match reserved {
         Ok(id) => id,
         Err(outcome) => return outcome,
     };
-    let written = write_record(inner, id, body, content_type, url).await;
+    let written = write_record(inner, id, body, meta, url).await;
     let mut engine = inner.engine.borrow_mut();
     match written {
         Ok(pieces) => engine.on_spool_written(id, len, pieces, inner.now()),
@@ -453,12 +463,13 @@ async fn spool_locally(inner: &Inner, body: &Uint8Array, content_type: &str, url
 }
 
 /// Writes the record for `id` (chunks first, head last); returns its piece count.
-async fn write_record(inner: &Inner, id: RecordId, body: &Uint8Array, content_type: &str, url: &str) -> Result<u32, String> {
+async fn write_record(inner: &Inner, id: RecordId, body: &Uint8Array, meta: &Meta, url: &str) -> Result<u32, String> {
     let header = RecordHeader {
         created_at_ms: inner.now(),
         payload_len: body.length() as u64,
         payload_crc: checksum(body),
-        content_type: content_type.to_string(),
+        content_type: meta.content_type.clone(),
+        content_encoding: meta.content_encoding.clone(),
         url: url.to_string(),
     }
     .encode()
@@ -509,7 +520,10 @@ async fn run_drain(inner: &Rc<Inner>) {
 /// Reads, checks and sends one record, then deletes it if the engine says so.
 async fn drain_record(inner: Rc<Inner>, ticket: Ticket) {
     let sent = match read_record(&inner, &ticket).await {
-        Ok((header, payload)) => Sent::Attempted(inner.post(&header.url, &header.content_type, &payload).await),
+        Ok((header, payload)) => {
+            let meta = Meta { content_type: header.content_type, content_encoding: header.content_encoding };
+            Sent::Attempted(inner.post(&header.url, &meta, &payload).await)
+        }
         Err(sent) => sent,
     };
     let now = inner.now();
@@ -556,13 +570,13 @@ async fn read_record(inner: &Inner, ticket: &Ticket) -> Result<(RecordHeader, Ui
 
 // ---- options -------------------------------------------------------------------
 
-/// Parses an `OTEL_EXPORTER_OTLP_TIMEOUT` value (whole milliseconds); throws a
-/// `RangeError` naming the variable otherwise.
+/// Parses an `OTEL_EXPORTER_OTLP_TIMEOUT`-style value (whole milliseconds);
+/// throws a `RangeError` naming `variable` (default `OTEL_EXPORTER_OTLP_TIMEOUT`).
 #[wasm_bindgen(js_name = parseOtlpTimeout)]
-pub fn parse_otlp_timeout(raw: &str) -> Result<f64, JsValue> {
-    let mut policy = Policy::default();
-    policy.set_env_timeout(raw).map_err(|e| range_error(&e.to_string()))?;
-    Ok(policy.timeout_ms as f64)
+pub fn parse_otlp_timeout(raw: &str, variable: Option<String>) -> Result<f64, JsValue> {
+    let variable = variable.as_deref().unwrap_or("OTEL_EXPORTER_OTLP_TIMEOUT");
+    let ms = otlp_env::parse_timeout_ms(variable, raw).map_err(|e| range_error(&e.to_string()))?;
+    Ok(ms as f64)
 }
 
 /// Parses an `OTEL_EXPORTER_OTLP_HEADERS`-style list (`k=v,k2=v2`, percent-encoded)
@@ -652,23 +666,41 @@ fn read_headers(value: &JsValue) -> Result<Vec<(String, String)>, JsValue> {
     Ok(headers)
 }
 
-fn read_content_type(options: &JsValue) -> Result<String, JsValue> {
+/// How a payload is described: its content type and encoding, from the options
+/// of `export` and `spool` (`contentType`, default `application/x-protobuf`;
+/// `contentEncoding`, e.g. `gzip`, default none). Both are stored with a record.
+struct Meta {
+    content_type: String,
+    content_encoding: String,
+}
+
+fn read_meta(options: &JsValue, method: &str) -> Result<Meta, JsValue> {
+    let mut meta = Meta { content_type: DEFAULT_CONTENT_TYPE.into(), content_encoding: String::new() };
     if options.is_undefined() || options.is_null() {
-        return Ok(DEFAULT_CONTENT_TYPE.into());
+        return Ok(meta);
     }
     if !options.is_object() {
-        return Err(type_error("export(body, options): options must be an object"));
+        return Err(type_error(&format!("{method}(body, options): options must be an object")));
     }
-    let value = Reflect::get(options, &"contentType".into()).unwrap_or(JsValue::UNDEFINED);
-    if value.is_undefined() {
-        return Ok(DEFAULT_CONTENT_TYPE.into());
+    let field = |name: &str, max: usize, allow_empty: bool| -> Result<Option<String>, JsValue> {
+        let value = Reflect::get(options, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        if value.is_undefined() {
+            return Ok(None);
+        }
+        match value.as_string() {
+            Some(v) if (allow_empty || !v.is_empty()) && v.len() <= max && !v.chars().any(char::is_control) => Ok(Some(v)),
+            _ => Err(type_error(&format!(
+                "{method}(body, options): {name} must be a string of at most {max} characters without control characters"
+            ))),
+        }
+    };
+    if let Some(ct) = field("contentType", MAX_CONTENT_TYPE_LEN, false)? {
+        meta.content_type = ct;
     }
-    match value.as_string() {
-        Some(ct) if !ct.is_empty() && ct.len() <= MAX_CONTENT_TYPE_LEN && !ct.chars().any(char::is_control) => Ok(ct),
-        _ => Err(type_error(&format!(
-            "export(body, options): contentType must be a non-empty string of at most {MAX_CONTENT_TYPE_LEN} characters"
-        ))),
+    if let Some(ce) = field("contentEncoding", MAX_CONTENT_ENCODING_LEN, true)? {
+        meta.content_encoding = ce;
     }
+    Ok(meta)
 }
 
 // ---- helpers -------------------------------------------------------------------

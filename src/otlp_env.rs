@@ -31,6 +31,16 @@ pub fn parse_headers(variable: &str, raw: &str) -> Result<Vec<(String, String)>,
     Ok(headers)
 }
 
+/// Parses an `OTEL_EXPORTER_OTLP_TIMEOUT`-style value: whole milliseconds, > 0.
+/// `variable` names the source in errors.
+pub fn parse_timeout_ms(variable: &str, raw: &str) -> Result<u64, OptionError> {
+    match raw.trim().parse::<u64>() {
+        Ok(0) => Err(OptionError::new(variable, "must be greater than 0")),
+        Ok(ms) => Ok(ms),
+        Err(_) => Err(OptionError::new(variable, format!("must be a whole number of milliseconds, got \"{raw}\""))),
+    }
+}
+
 /// The characters of an HTTP header name (RFC 9110 token).
 pub fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
@@ -56,6 +66,14 @@ mod tests {
         assert_eq!(parse_headers(VAR, "").unwrap(), vec![]);
         assert_eq!(parse_headers(VAR, "a=").unwrap(), vec![("a".into(), "".into())]);
         assert_eq!(parse_headers(VAR, "a=b=c").unwrap(), vec![("a".into(), "b=c".into())]);
+    }
+
+    #[test]
+    fn timeouts_are_whole_positive_milliseconds() {
+        assert_eq!(parse_timeout_ms("T", " 2500 "), Ok(2500));
+        for bad in ["", "ten", "1.5", "-3", "0"] {
+            assert_eq!(parse_timeout_ms("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", bad).unwrap_err().option, "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT");
+        }
     }
 
     #[test]

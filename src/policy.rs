@@ -115,12 +115,7 @@ impl Policy {
     /// Sets the timeout from `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, as the
     /// OpenTelemetry exporter specification defines it).
     pub fn set_env_timeout(&mut self, raw: &str) -> Result<(), OptionError> {
-        const NAME: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
-        let whole: u64 = raw
-            .trim()
-            .parse()
-            .map_err(|_| OptionError::new(NAME, format!("must be a whole number of milliseconds, got \"{raw}\"")))?;
-        self.timeout_ms = positive(NAME, whole)?;
+        self.timeout_ms = crate::otlp_env::parse_timeout_ms("OTEL_EXPORTER_OTLP_TIMEOUT", raw)?;
         Ok(())
     }
 

@@ -12,10 +12,12 @@
 //! 22      4     CRC-32 (IEEE) of the payload
 //! 26      2     content type length n (<= 256)
 //! 28      n     content type, UTF-8
-//! 28+n    2     URL length m (<= 8192)
-//! 30+n    m     target URL, UTF-8
-//! 30+n+m  4     CRC-32 of every header byte before it
-//! 34+n+m  ...   payload
+//! 28+n    2     content encoding length e (<= 32; 0: none)
+//! 30+n    e     content encoding, UTF-8 (e.g. "gzip")
+//! 30+n+e  2     URL length m (<= 8192)
+//! 32+n+e  m     target URL, UTF-8
+//! ...     4     CRC-32 of every header byte before it
+//! ...     ...   payload
 //! ```
 //!
 //! No header value of the exporter's configuration is ever part of a record:
@@ -61,9 +63,10 @@ const MAGIC: &[u8; 4] = b"ERX1";
 const VERSION: u8 = 1;
 const FIXED_LEN: usize = 4 + 1 + 1 + 8 + 8 + 4 + 2;
 pub const MAX_CONTENT_TYPE_LEN: usize = 256;
+pub const MAX_CONTENT_ENCODING_LEN: usize = 32;
 pub const MAX_URL_LEN: usize = 8192;
 /// No header is longer than this; reading this many bytes always covers it.
-pub const MAX_HEADER_LEN: usize = FIXED_LEN + MAX_CONTENT_TYPE_LEN + 2 + MAX_URL_LEN + 4;
+pub const MAX_HEADER_LEN: usize = FIXED_LEN + MAX_CONTENT_TYPE_LEN + 2 + MAX_CONTENT_ENCODING_LEN + 2 + MAX_URL_LEN + 4;
 
 /// What a record says about its payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +75,8 @@ pub struct RecordHeader {
     pub payload_len: u64,
     pub payload_crc: u32,
     pub content_type: String,
+    /// The payload's `Content-Encoding` (e.g. `gzip`); empty for none.
+    pub content_encoding: String,
     pub url: String,
 }
 
@@ -111,10 +116,13 @@ impl RecordHeader {
         if self.content_type.len() > MAX_CONTENT_TYPE_LEN {
             return Err(RecordError::FieldTooLong("content type"));
         }
+        if self.content_encoding.len() > MAX_CONTENT_ENCODING_LEN {
+            return Err(RecordError::FieldTooLong("content encoding"));
+        }
         if self.url.len() > MAX_URL_LEN {
             return Err(RecordError::FieldTooLong("URL"));
         }
-        let mut out = Vec::with_capacity(FIXED_LEN + self.content_type.len() + 2 + self.url.len() + 4);
+        let mut out = Vec::with_capacity(MAX_HEADER_LEN);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.push(0);
@@ -123,6 +131,8 @@ impl RecordHeader {
         out.extend_from_slice(&self.payload_crc.to_le_bytes());
         out.extend_from_slice(&(self.content_type.len() as u16).to_le_bytes());
         out.extend_from_slice(self.content_type.as_bytes());
+        out.extend_from_slice(&(self.content_encoding.len() as u16).to_le_bytes());
+        out.extend_from_slice(self.content_encoding.as_bytes());
         out.extend_from_slice(&(self.url.len() as u16).to_le_bytes());
         out.extend_from_slice(self.url.as_bytes());
         let crc = checksum(&out);
@@ -147,13 +157,14 @@ impl RecordHeader {
         let payload_len = r.u64()?;
         let payload_crc = r.u32()?;
         let content_type = r.string("content type", MAX_CONTENT_TYPE_LEN)?;
+        let content_encoding = r.string("content encoding", MAX_CONTENT_ENCODING_LEN)?;
         let url = r.string("URL", MAX_URL_LEN)?;
         let header_end = r.at;
         let crc = r.u32()?;
         if crc != checksum(&bytes[..header_end]) {
             return Err(RecordError::HeaderChecksum);
         }
-        Ok((RecordHeader { created_at_ms, payload_len, payload_crc, content_type, url }, r.at))
+        Ok((RecordHeader { created_at_ms, payload_len, payload_crc, content_type, content_encoding, url }, r.at))
     }
 
     /// Checks the payload that followed the header: its length and checksum.
@@ -216,6 +227,7 @@ mod tests {
             payload_len: payload.len() as u64,
             payload_crc: checksum(payload),
             content_type: "application/x-protobuf".into(),
+            content_encoding: "gzip".into(),
             url: "https://collector.example/v1/traces".into(),
         }
     }
@@ -278,8 +290,12 @@ mod tests {
         header.url = "x".repeat(MAX_URL_LEN + 1);
         assert_eq!(header.encode(), Err(RecordError::FieldTooLong("URL")));
         let mut header = sample(b"");
+        header.content_encoding = "z".repeat(MAX_CONTENT_ENCODING_LEN + 1);
+        assert_eq!(header.encode(), Err(RecordError::FieldTooLong("content encoding")));
+        let mut header = sample(b"");
         header.url = "x".repeat(MAX_URL_LEN);
         header.content_type = "y".repeat(MAX_CONTENT_TYPE_LEN);
+        header.content_encoding = "z".repeat(MAX_CONTENT_ENCODING_LEN);
         assert_eq!(header.encode().unwrap().len(), MAX_HEADER_LEN);
     }
 }

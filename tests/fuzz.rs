@@ -25,7 +25,8 @@ fn run<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseE
 fn valid_record() -> impl Strategy<Value = Vec<u8>> {
     (any::<u64>(), prop::collection::vec(any::<u8>(), 0..64), "[a-z/+.-]{0,40}", "https?://[a-z.]{1,20}(:[0-9]{1,5})?/[a-z/]{0,20}")
         .prop_map(|(created_at_ms, payload, content_type, url)| {
-            let header = RecordHeader { created_at_ms, payload_len: payload.len() as u64, payload_crc: checksum(&payload), content_type, url };
+            let content_encoding = if created_at_ms % 2 == 0 { "gzip".to_string() } else { String::new() };
+            let header = RecordHeader { created_at_ms, payload_len: payload.len() as u64, payload_crc: checksum(&payload), content_type, content_encoding, url };
             let mut bytes = header.encode().unwrap();
             bytes.extend_from_slice(&payload);
             bytes

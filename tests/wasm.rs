@@ -21,8 +21,8 @@ export function handoffHost(script, answers) {
   for (const k of ["storageGet", "storagePut", "storageDelete", "storageList"]) {
     made.host[k] = () => { throw new Error(`no local storage: ${k}`); };
   }
-  made.host.handoff = (body, contentType, url) => {
-    made.handoffs.push({ body: body.slice(), contentType, url });
+  made.host.handoff = (body, { contentType, contentEncoding, url }) => {
+    made.handoffs.push({ body: body.slice(), contentType, contentEncoding, url });
     const answer = answers.shift();
     return answer === "reject" ? Promise.reject(new Error("RPC failed")) : Promise.resolve(answer);
   };
@@ -353,4 +353,25 @@ async fn backend_recovered_makes_the_drain_due_now() {
     let scheduled = rig.list("scheduled");
     assert_eq!(scheduled.length(), before + 1);
     assert_eq!(scheduled.get(before).as_f64(), Some(1_700_000_000_000.0 + 1000.0), "wake now (the clock moved 1 s in the retry)");
+}
+
+#[wasm_bindgen_test]
+async fn content_encoding_is_sent_stored_and_sent_again_from_the_spool() {
+    let rig = Rig::new(&[s(503), s(503), s(200)], None, &[]).await;
+    let opts = Object::new();
+    Reflect::set(&opts, &"contentEncoding".into(), &"gzip".into()).unwrap();
+    let p = rig.exporter.export(Uint8Array::from(&b"zz"[..]).into(), opts.into()).unwrap();
+    assert_eq!(outcome(&JsFuture::from(p).await.unwrap()), "spooled");
+    let (header, _) = RecordHeader::decode(&rig.stored()[0].1).unwrap();
+    assert_eq!(header.content_encoding, "gzip");
+    rig.advance(10_000.0);
+    JsFuture::from(rig.exporter.wake()).await.unwrap();
+    let requests = rig.list("requests");
+    for i in 0..3 {
+        let headers = get(&get(&requests.get(i), "init"), "headers");
+        assert_eq!(get(&headers, "content-encoding").as_string().as_deref(), Some("gzip"), "request {i}");
+    }
+    let bad = Object::new();
+    Reflect::set(&bad, &"contentEncoding".into(), &"x".repeat(40).into()).unwrap();
+    assert!(rig.exporter.export(Uint8Array::from(&b"z"[..]).into(), bad.into()).is_err());
 }

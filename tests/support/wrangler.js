@@ -1,6 +1,6 @@
 /**
- * Runs the example Worker (wrangler.toml) in real workerd through `wrangler dev`,
- * for the Workers integration tests and the Workers demo. Each instance gets its
+ * Runs an example Worker (wrangler.toml, or another config) in real workerd through
+ * `wrangler dev`, for the Workers integration tests, the soak and the Workers demo. Each instance gets its
  * own port and persisted state directory; `kill()` stops workerd abruptly (as a
  * crash would) and a new instance on the same directory resumes that state.
  */
@@ -22,11 +22,12 @@ async function freePort() {
 
 /**
  * Starts `wrangler dev` and resolves once the Worker answers.
- * @param {{ persistDir: string, vars?: Record<string, string>, readyTimeoutMs?: number }} options
+ * @param {{ persistDir: string, vars?: Record<string, string>, config?: string, readyTimeoutMs?: number }} options
+ *   `config`: the wrangler config, relative to the repository (default wrangler.toml)
  */
-export async function startWorker({ persistDir, vars = {}, readyTimeoutMs = 90_000 }) {
+export async function startWorker({ persistDir, vars = {}, config = "wrangler.toml", readyTimeoutMs = 90_000 }) {
   const port = await freePort();
-  const args = ["dev", "--config", `${root}wrangler.toml`, "--ip", "127.0.0.1", "--port", String(port),
+  const args = ["dev", "--config", `${root}${config}`, "--ip", "127.0.0.1", "--port", String(port),
     "--persist-to", persistDir, "--show-interactive-dev-session=false", "--log-level", "log"];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   const child = spawn(wranglerBin, args, {

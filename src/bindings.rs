@@ -108,6 +108,9 @@ struct Inner {
     drain: RefCell<Option<Promise>>,
     scheduled: Cell<Option<u64>>,
     closed: Cell<bool>,
+    /// Jitter: a fast generator seeded once from the host's entropy (getrandom),
+    /// not a system call per attempt.
+    rng: RefCell<fastrand::Rng>,
 }
 
 #[derive(Serialize)]
@@ -143,7 +146,7 @@ impl Exporter {
     pub fn new(options: JsValue, host: Host, env_timeout: Option<String>) -> Result<Exporter, JsValue> {
         install_panic_hook();
         let (policy, endpoint, origin, headers) = read_options(&options, env_timeout.as_deref())?;
-        let engine = Engine::new(policy, random_u32());
+        let engine = Engine::new(policy, random_seed() as u32);
         let hands_off = Reflect::get(&host, &"handoff".into()).is_ok_and(|f| f.is_function());
         Ok(Exporter {
             inner: Rc::new(Inner {
@@ -158,6 +161,7 @@ impl Exporter {
                 drain: RefCell::new(None),
                 scheduled: Cell::new(None),
                 closed: Cell::new(false),
+                rng: RefCell::new(fastrand::Rng::with_seed(random_seed())),
             }),
         })
     }
@@ -233,7 +237,7 @@ impl Exporter {
             Some(url) => return Err(type_error(&format!("spool(body, options): url must be an absolute http(s) URL, got \"{url}\""))),
         };
         let inner = self.inner.clone();
-        inner.engine.borrow_mut().on_failed_elsewhere(inner.now(), random());
+        inner.engine.borrow_mut().on_failed_elsewhere(inner.now(), inner.random());
         Ok(future_to_promise(async move {
             let outcome = spool_locally(&inner, &body, &meta, &url).await;
             inner.flush_logs();
@@ -322,6 +326,11 @@ impl Exporter {
 }
 
 impl Inner {
+    /// A number in `[0, 1)` for the engine's jitter.
+    fn random(&self) -> f64 {
+        self.rng.borrow_mut().f64()
+    }
+
     fn now(&self) -> u64 {
         let now = self.host.now();
         if now.is_finite() && now > 0.0 { now as u64 } else { 0 }
@@ -357,7 +366,8 @@ impl Inner {
     /// One POST. Configured headers go only to the configured endpoint's origin.
     async fn post(&self, url: &str, meta: &Meta, body: &Uint8Array) -> Attempt {
         let headers = Object::new();
-        if origin_of(url).as_deref() == Some(self.origin.as_str()) {
+        // The export path posts to the endpoint itself: no need to parse it again.
+        if url == self.endpoint || origin_of(url).as_deref() == Some(self.origin.as_str()) {
             for (name, value) in &self.headers {
                 set(&headers, name, &JsValue::from_str(value));
             }
@@ -405,7 +415,7 @@ async fn run_export(inner: &Rc<Inner>, body: &Uint8Array, meta: &Meta) -> (Outco
     let mut job = inner.engine.borrow_mut().start_export(inner.now());
     loop {
         let attempt = inner.post(&inner.endpoint, meta, body).await;
-        let step = inner.engine.borrow_mut().on_export_attempt(&mut job, &attempt, inner.now(), random());
+        let step = inner.engine.borrow_mut().on_export_attempt(&mut job, &attempt, inner.now(), inner.random());
         inner.flush_logs();
         match step {
             ExportStep::RetryAfter { ms } => {
@@ -527,7 +537,7 @@ async fn drain_record(inner: Rc<Inner>, ticket: Ticket) {
         Err(sent) => sent,
     };
     let now = inner.now();
-    let doomed = inner.engine.borrow_mut().on_drain_result(&ticket, &sent, now, random());
+    let doomed = inner.engine.borrow_mut().on_drain_result(&ticket, &sent, now, inner.random());
     for key in doomed {
         if let Err(e) = settle(inner.host.storage_delete(&key)).await {
             let len = ticket.entry.payload_len;
@@ -810,16 +820,10 @@ fn range_error(message: &str) -> JsValue {
     js_sys::RangeError::new(message).into()
 }
 
-fn random() -> f64 {
+/// 64 bits from the host's entropy (`crypto.getRandomValues`), for seeds. workerd
+/// refuses random values at module top level: this runs in constructors only.
+fn random_seed() -> u64 {
     let mut bytes = [0u8; 8];
-    match getrandom::fill(&mut bytes) {
-        Ok(()) => (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 0.5,
-    }
-}
-
-fn random_u32() -> u32 {
-    let mut bytes = [0u8; 4];
     let _ = getrandom::fill(&mut bytes);
-    u32::from_le_bytes(bytes)
+    u64::from_le_bytes(bytes)
 }

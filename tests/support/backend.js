@@ -40,7 +40,9 @@ class Backend {
   #closing;
 
   constructor() {
-    this.#server.keepAliveTimeout = 2000;
+    // Like a real collector, keep idle connections a while. (undici takes 2 s off a
+    // server's keep-alive hint, so a short one would make every fetch reconnect.)
+    this.#server.keepAliveTimeout = 30_000;
     this.#server.on("connection", (socket) => {
       this.#sockets.add(socket);
       socket.on("close", () => this.#sockets.delete(socket));

@@ -12,7 +12,8 @@ import { waitUntil } from "./wait.js";
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const wranglerBin = `${root}node_modules/.bin/wrangler`;
 
-async function freePort() {
+/** A port nobody listens on right now (for a server, or a refused connection). */
+export async function freePort() {
   const server = createServer();
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address();

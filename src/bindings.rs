@@ -111,14 +111,20 @@ struct Inner {
     /// Jitter: a fast generator seeded once from the host's entropy (getrandom),
     /// not a system call per attempt.
     rng: RefCell<fastrand::Rng>,
+    /// See [`Inner::request_headers`].
+    headers_cache: RefCell<Option<(String, String, Object)>>,
 }
 
-#[derive(Serialize)]
-struct ExportResult {
-    outcome: &'static str,
-    attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
+/// `{ outcome, attempts, status? }`, what `export()` resolves to (built directly:
+/// it is on every export's path).
+fn export_result(outcome: Outcome, attempts: u32, status: Option<u16>) -> JsValue {
+    let result = Object::new();
+    set(&result, "outcome", &JsValue::from_str(outcome.name()));
+    set(&result, "attempts", &JsValue::from(attempts));
+    if let Some(status) = status {
+        set(&result, "status", &JsValue::from(status));
+    }
+    result.into()
 }
 
 #[derive(Serialize)]
@@ -162,6 +168,7 @@ impl Exporter {
                 scheduled: Cell::new(None),
                 closed: Cell::new(false),
                 rng: RefCell::new(fastrand::Rng::with_seed(random_seed())),
+                headers_cache: RefCell::new(None),
             }),
         })
     }
@@ -211,12 +218,8 @@ impl Exporter {
                 inner.exports.borrow_mut().retain(|(other, _)| *other != id);
                 inner.flush_logs();
                 inner.reschedule();
-                let result = ExportResult {
-                    outcome: outcome.name(),
-                    attempts: job.as_ref().map_or(0, ExportJob::attempts),
-                    status: job.as_ref().and_then(ExportJob::last_status),
-                };
-                Ok(to_js(&result))
+                let attempts = job.as_ref().map_or(0, ExportJob::attempts);
+                Ok(export_result(outcome, attempts, job.as_ref().and_then(ExportJob::last_status)))
             }
         });
         inner.exports.borrow_mut().push((id, promise.clone()));
@@ -242,7 +245,7 @@ impl Exporter {
             let outcome = spool_locally(&inner, &body, &meta, &url).await;
             inner.flush_logs();
             inner.reschedule();
-            Ok(to_js(&ExportResult { outcome: outcome.name(), attempts: 0, status: None }))
+            Ok(export_result(outcome, 0, None))
         }))
     }
 
@@ -336,6 +339,34 @@ impl Inner {
         if now.is_finite() && now > 0.0 { now as u64 } else { 0 }
     }
 
+    /// The request headers for a payload: configured ones only with `credentials`.
+    /// The last set built with credentials is kept (fetch does not change it), so a
+    /// steady stream of exports does not rebuild it from wasm strings every time.
+    fn request_headers(&self, meta: &Meta, credentials: bool) -> Object {
+        if credentials {
+            if let Some((ct, ce, headers)) = self.headers_cache.borrow().as_ref() {
+                if *ct == meta.content_type && *ce == meta.content_encoding {
+                    return headers.clone();
+                }
+            }
+        }
+        let headers = Object::new();
+        if credentials {
+            for (name, value) in &self.headers {
+                set(&headers, name, &JsValue::from_str(value));
+            }
+        }
+        set(&headers, "content-type", &JsValue::from_str(&meta.content_type));
+        if !meta.content_encoding.is_empty() {
+            set(&headers, "content-encoding", &JsValue::from_str(&meta.content_encoding));
+        }
+        if credentials {
+            let entry = (meta.content_type.clone(), meta.content_encoding.clone(), headers.clone());
+            self.headers_cache.replace(Some(entry));
+        }
+        headers
+    }
+
     /// Prints the engine's queued log lines through the host's logger.
     fn flush_logs(&self) {
         loop {
@@ -365,17 +396,9 @@ impl Inner {
 
     /// One POST. Configured headers go only to the configured endpoint's origin.
     async fn post(&self, url: &str, meta: &Meta, body: &Uint8Array) -> Attempt {
-        let headers = Object::new();
         // The export path posts to the endpoint itself: no need to parse it again.
-        if url == self.endpoint || origin_of(url).as_deref() == Some(self.origin.as_str()) {
-            for (name, value) in &self.headers {
-                set(&headers, name, &JsValue::from_str(value));
-            }
-        }
-        set(&headers, "content-type", &JsValue::from_str(&meta.content_type));
-        if !meta.content_encoding.is_empty() {
-            set(&headers, "content-encoding", &JsValue::from_str(&meta.content_encoding));
-        }
+        let credentials = url == self.endpoint || origin_of(url).as_deref() == Some(self.origin.as_str());
+        let headers = self.request_headers(meta, credentials);
         let init = Object::new();
         set(&init, "method", &JsValue::from_str("POST"));
         set(&init, "headers", &headers);

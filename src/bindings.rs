@@ -416,7 +416,7 @@ impl Inner {
                 };
             }
         };
-        discard_body(&response);
+        discard_body(&response).await;
         let Some(status) = response.status().as_f64().filter(|s| (100.0..=999.0).contains(s)) else {
             return Attempt::NetworkError;
         };
@@ -791,23 +791,15 @@ fn concat(pieces: &[Uint8Array]) -> Uint8Array {
     out
 }
 
-/// Cancels an unread response body so the connection is released; the body of a
-/// response is never read (a hostile backend cannot make us buffer it).
-fn discard_body(response: &FetchResponse) {
+/// Cancels an unread response body and waits for that, so the connection goes
+/// back to the pool before the next request (not waiting made every export open a
+/// new connection). The body of a response is never read: a hostile backend cannot
+/// make us buffer it.
+async fn discard_body(response: &FetchResponse) {
     let body = response.body();
     if body.is_object() {
-        if let Ok(p) = body.unchecked_into::<Cancelable>().cancel() {
-            if let Ok(p) = p.dyn_into::<Promise>() {
-                NOOP.with(|noop| {
-                    let _ = p.catch(noop);
-                });
-            }
-        }
+        let _ = settle(body.unchecked_into::<Cancelable>().cancel()).await;
     }
-}
-
-thread_local! {
-    static NOOP: Closure<dyn FnMut(JsValue)> = Closure::new(|_| {});
 }
 
 fn set(target: &Object, key: &str, value: &JsValue) {

@@ -142,7 +142,7 @@ if (results.healthy) {
     + "each round times export(), a bare fetch and a fetch with the exporter's two extra init fields (`signal: AbortSignal.timeout()`, `redirect: \"manual\"`), in rotating order, on one keep-alive pool. "
     + `Against that fetch-with-init the overhead is ${results.healthy.map((h) => `${pct(h.overheadVsFetchWithInit)} (${sizeName(h.size)})`).join(", ")}; `
     + `the median of the per-round ratios export/fetch is ${results.healthy.map((h) => `${pct(h.pairedRatioMedian - 1)} (${sizeName(h.size)})`).join(", ")}. `
-    + "The loopback backend's 2 s keep-alive is below undici's 2 s safety margin, which would make every Node fetch open a new connection; the bench raises it to 30 s so both sides reuse connections, as with a production collector "
+    + "Both sides reuse connections: the loopback backend keeps them alive 30 s, as a production collector does "
     + `(connections opened during the rounds: ${results.healthy.map((h) => h.connectionsOpened).join(", ")}).`
     + (lf.length ? ` Logfire's OTLPExporterHttpSession.post against a bare requests.Session POST (Python, informational): ${lf.map((h) => `${ms(h.logfire.post.median)} vs ${ms(h.logfire.requestsPost.median)} (${sizeName(h.size)})`).join(", ")}.` : ""));
 }

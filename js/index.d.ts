@@ -80,6 +80,8 @@ export interface ExporterStats {
   corrupt: number;
   /** Spooled records being sent now. */
   inFlight: number;
+  /** Records the current (or last) drain pass sent. */
+  passSends: number;
   /** When the drain may next send after a failure (ms since the epoch), or null. */
   nextAttemptAt: number | null;
   /** The backoff delay the next failure will wait (before jitter). */

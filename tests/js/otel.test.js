@@ -8,7 +8,6 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,13 +27,13 @@ import {
   ExportResultCode, LOGFIRE_BASE_URLS, OTLPLogExporter, OTLPMetricExporter, OTLPTraceExporter, logfire, logfireBaseUrl,
 } from "export-retry/otel";
 import { startBackend } from "../support/backend.js";
+import { runNode } from "../support/child.js";
 import { waitUntil, guardUnhandledRejections, cleanups } from "../support/wait.js";
 import { decodeRequest, logsOf, metricPointsOf, spansOf } from "../support/otel-otlp.js";
 
 const unhandled = guardUnhandledRejections();
 after(() => unhandled.assertNone());
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const FAST = { immediateRetryDelayMs: 20, initialDelayMs: 20, maxDelayMs: 200, timeoutMs: 2000 };
 const TIMEOUT = { timeout: 60_000 };
 const quiet = { warn() {}, error() {} };
@@ -550,28 +549,6 @@ test("forceFlush waits until the exports under way are spooled; it rejects when 
   await slow.shutdown();
 });
 
-/** Runs `code` as an ES module in a child Node; resolves { code, stdout, stderr } or kills it at the deadline. */
-function runChild(code, env) {
-  const child = spawn(process.execPath, ["--input-type=module", "-e", code], {
-    cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d) => { stdout += d; });
-  child.stderr.setEncoding("utf8").on("data", (d) => { stderr += d; });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the child did not exit by itself within 15 s (killed)\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, 15_000);
-    child.on("error", reject);
-    child.on("close", (exitCode) => {
-      clearTimeout(timer);
-      resolve({ code: exitCode, stdout, stderr });
-    });
-  });
-}
-
 const CHILD = `
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { FileStorage } from "export-retry/node";
@@ -594,11 +571,11 @@ test("shutdown never keeps the process alive: a child whose backend hangs or is 
   const { defer, backend } = await setup(t);
   const dir = await tempDir(defer);
   await backend.setMode("hang");
-  const hung = await runChild(CHILD, { URL: `${backend.url}/v1/traces`, DIR: join(dir, "a") });
+  const hung = await runNode(["--input-type=module", "-e", CHILD], { env: { URL: `${backend.url}/v1/traces`, DIR: join(dir, "a") } });
   assert.equal(hung.code, 0, hung.stderr);
   assert.deepEqual(JSON.parse(hung.stdout), { results: [0], queued: 1 });
   await backend.setMode("refuse");
-  const gone = await runChild(CHILD, { URL: `${backend.url}/v1/traces`, DIR: join(dir, "b") });
+  const gone = await runNode(["--input-type=module", "-e", CHILD], { env: { URL: `${backend.url}/v1/traces`, DIR: join(dir, "b") } });
   assert.equal(gone.code, 0, gone.stderr);
   assert.deepEqual(JSON.parse(gone.stdout), { results: [0], queued: 1 });
   assert.equal((await readdir(join(dir, "b"))).filter((f) => f.startsWith("traces-r")).length, 1, "the batch is on disk");

@@ -5,7 +5,6 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,43 +12,15 @@ import { fileURLToPath } from "node:url";
 import { createExporter } from "export-retry";
 import { FileStorage } from "export-retry/node";
 import { startBackend } from "../support/backend.js";
+import { runNode } from "../support/child.js";
 import { waitUntil, guardUnhandledRejections, cleanups } from "../support/wait.js";
 
 const unhandled = guardUnhandledRejections();
 after(() => unhandled.assertNone());
 
 const FIXTURE = fileURLToPath(new URL("./fixtures/spool-and-return.mjs", import.meta.url));
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const EXIT_DEADLINE_MS = 15_000;
 const HEAD_KEY_RE = /^r[0-9a-f]{16}\.[0-9a-f]{8}\.[0-9a-f]+$/;
-
-/** Runs the fixture; resolves { code, signal, stdout, stderr } or kills it and rejects at the deadline. */
-function runChild(env) {
-  const child = spawn(process.execPath, [FIXTURE], {
-    cwd: REPO,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d) => { stdout += d; });
-  child.stderr.setEncoding("utf8").on("data", (d) => { stderr += d; });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`child did not exit by itself within ${EXIT_DEADLINE_MS} ms (killed)\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, EXIT_DEADLINE_MS);
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    // 'close' (not 'exit') so that all output has been read.
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
 
 test("a process with a spooled backlog exits by itself; the next exporter delivers the backlog", { timeout: 30_000 }, async (t) => {
   const defer = cleanups(t);
@@ -60,7 +31,7 @@ test("a process with a spooled backlog exits by itself; the next exporter delive
   defer(() => backend.close());
   await backend.setMode("503");
 
-  const child = await runChild({ ER_ENDPOINT: `${backend.url}/v1/traces`, ER_DIR: dir, ER_COUNT: "3" });
+  const child = await runNode([FIXTURE], { env: { ER_ENDPOINT: `${backend.url}/v1/traces`, ER_DIR: dir, ER_COUNT: "3" }, deadlineMs: EXIT_DEADLINE_MS });
   assert.equal(child.signal, null, child.stderr);
   assert.equal(child.code, 0, `exit code ${child.code}\nstderr: ${child.stderr}`);
   const line = child.stdout.trim().split("\n").at(-1);

@@ -23,10 +23,28 @@ export async function createExporterWith(options, runtime) {
   return new RetryExporter(await openEngine(options, runtime));
 }
 
+/** A scheduler that never wakes anything (where something else wakes the engine). */
+export const noScheduler = { schedule() {}, cancel() {} };
+
+/** Checks that `storage` is a storage adapter; `hint` says what to pass instead. */
+export function requireStorage(storage, hint = "use new FileStorage({ dir }) from export-retry/node, or new MemoryStorage()") {
+  return requireMethods("storage", storage, STORAGE_METHODS, hint);
+}
+
+/**
+ * Checks every option now, as the engine will (a throwaway engine with no I/O),
+ * so a bad or misspelt one throws where the options were given.
+ */
+export function checkEngineOptions(options) {
+  const unused = () => [];
+  buildEngine(options, { scheduler: noScheduler }, {
+    storageGet: unused, storagePut: unused, storageDelete: unused, storageList: unused,
+  }).free();
+}
+
 /** Builds the engine on `options.storage` and recovers the backlog it holds. */
 export async function openEngine(options, runtime) {
-  const storage = requireMethods("storage", checkOptions(options).storage, STORAGE_METHODS,
-    "use new FileStorage({ dir }) from export-retry/node, or new MemoryStorage()");
+  const storage = requireStorage(checkOptions(options).storage);
   const engine = buildEngine(options, runtime, {
     storageGet: (key) => storage.get(key),
     storagePut: (key, value) => storage.put(key, value),

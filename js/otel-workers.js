@@ -14,19 +14,13 @@
  */
 import { SpoolObject as RetrySpoolObject, createWorkersExporter } from "./workers.js";
 import { createExporter } from "./index.workers.js";
-import { buildEngine, requireMethods } from "./exporter.js";
+import { checkEngineOptions, requireStorage } from "./exporter.js";
 import { defineExporters, logfireBaseUrl, prefixedStorage, retryOptions } from "./otel-core.js";
 
 export { ExportResultCode, LOGFIRE_BASE_URLS, logfireBaseUrl } from "./otel-core.js";
 
 const runtimeFetch = globalThis.fetch;
 const untracedFetch = (url, init) => runtimeFetch(url, init);
-
-const STORAGE_METHODS = ["get", "put", "delete", "list"];
-const noScheduler = { schedule() {}, cancel() {} };
-const unusedStorage = {
-  storageGet() {}, storagePut() {}, storageDelete() {}, storageList: () => [],
-};
 
 function nonEmpty(value) {
   return value === undefined || value === null || String(value).trim() === "" ? undefined : String(value).trim();
@@ -51,9 +45,9 @@ const runtime = {
         "export-retry/otel: option `spool` is required in Workers: the SpoolObject binding (e.g. env.EXPORT_SPOOL); or pass `storage`",
       );
     }
-    requireMethods("storage", storage, STORAGE_METHODS, "new MemoryStorage(), or use `spool` for the Durable Object spool");
+    requireStorage(storage, "new MemoryStorage(), or use `spool` for the Durable Object spool");
     const local = { ...inner, storage: prefixedStorage(storage, `${config.signal}-`) };
-    buildEngine(local, { scheduler: noScheduler }, unusedStorage).free(); // checks every option now
+    checkEngineOptions(local); // a bad option throws from the constructor, not at the first export
     return { open: () => createExporter(local) };
   },
 };

@@ -12,16 +12,10 @@
  * at once are checked by the constructor, which throws for a bad one.
  */
 import { createExporter } from "./index.node.js";
-import { buildEngine, requireMethods } from "./exporter.js";
+import { checkEngineOptions, requireStorage } from "./exporter.js";
 import { defineExporters, prefixedStorage, retryOptions } from "./otel-core.js";
 
 export { ExportResultCode, LOGFIRE_BASE_URLS, logfireBaseUrl } from "./otel-core.js";
-
-const STORAGE_METHODS = ["get", "put", "delete", "list"];
-const noScheduler = { schedule() {}, cancel() {} };
-const unusedStorage = {
-  storageGet() {}, storagePut() {}, storageDelete() {}, storageList: () => [],
-};
 
 const runtime = {
   env: () => process.env,
@@ -31,12 +25,9 @@ const runtime = {
         "export-retry/otel: option `spool` (the SpoolObject binding) is for Cloudflare Workers; in Node pass `storage` (e.g. new FileStorage({ dir }))",
       );
     }
-    const storage = requireMethods("storage", options.storage, STORAGE_METHODS,
-      "use new FileStorage({ dir }) from export-retry/node, or new MemoryStorage()");
+    const storage = requireStorage(options.storage);
     const inner = { ...retryOptions(config), storage: prefixedStorage(storage, `${config.signal}-`) };
-    // Check every export-retry option now (a throwaway engine, no I/O), so that a
-    // bad or misspelt one throws from the constructor rather than failing exports.
-    buildEngine(inner, { scheduler: noScheduler }, unusedStorage).free();
+    checkEngineOptions(inner); // a bad option throws from the constructor, not at the first export
     return { open: () => createExporter(inner) };
   },
 };

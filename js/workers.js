@@ -10,7 +10,7 @@
 import { DurableObject } from "cloudflare:workers";
 import "./wasm.workers.js";
 import { parseOtlpHeaders, parseOtlpTimeout } from "../pkg/export_retry.js";
-import { buildEngine, openEngine, RetryExporter } from "./exporter.js";
+import { buildEngine, noScheduler, openEngine, RetryExporter } from "./exporter.js";
 import { DurableObjectSqlStorage } from "./durable-object-storage.js";
 
 export { DurableObjectSqlStorage };
@@ -18,7 +18,6 @@ export { DurableObjectSqlStorage };
 /** Sends per alarm run by default: fits the free plan's 50 subrequests per invocation. */
 export const DEFAULT_DRAIN_BUDGET = 40;
 
-const noScheduler = { schedule() {}, cancel() {} };
 let nextShard; // round-robin start, drawn on first use (no randomness at module top level)
 
 /**
